@@ -1,0 +1,27 @@
+"""amtl-cvx: Asymmetric Multi-Task Learning stated in CVXPY, solved exactly, and fast.
+
+Lee, Yang & Hwang, "Asymmetric Multi-task Learning Based on Task Relatedness and
+Loss", ICML 2016.
+"""
+
+from amtl_cvx.data import MultiTaskData, MultiTaskDataset
+from amtl_cvx.fit import AMTLFit, fit_alternating, fit_curriculum
+from amtl_cvx.generators import make_classification_tasks, make_regression_tasks
+from amtl_cvx.loaders import load_release_mat
+from amtl_cvx.objective import amtl_objective, task_losses
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MultiTaskData",
+    "MultiTaskDataset",
+    "AMTLFit",
+    "fit_alternating",
+    "fit_curriculum",
+    "make_regression_tasks",
+    "make_classification_tasks",
+    "load_release_mat",
+    "amtl_objective",
+    "task_losses",
+    "__version__",
+]

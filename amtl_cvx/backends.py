@@ -1,0 +1,151 @@
+"""Subproblem backends: the same three steps solved exactly (CVXPY) or fast (``solvers``).
+
+A backend answers three questions, always in original units:
+
+- ``transfer(W, penalty, lam, B0)`` -> B, the B-step;
+- ``tasks(B, lam, weights, ridge, W0)`` -> W, the W-step;
+- ``curriculum(task, W, learned, q, lam, ridge)`` -> (w, b), one curriculum step
+  (``b`` of length T, zero outside ``learned``).
+
+The CVXPY backend builds each statement once per fit and re-solves it with new
+parameter values (DPP), so compilation is paid once.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Protocol
+
+import numpy as np
+
+from amtl_cvx.data import MultiTaskData
+
+__all__ = ["Backend", "CvxpyBackend", "FastBackend", "make_backend", "BACKENDS", "ConvergenceWarning"]
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("fast", "cvxpy")
+
+
+class ConvergenceWarning(UserWarning):
+    """A fast solver stopped before its certificate reached the tolerance."""
+
+
+class Backend(Protocol):
+    def transfer(self, W: np.ndarray, penalty: np.ndarray, lam: float, B0: np.ndarray | None) -> np.ndarray: ...
+
+    def tasks(
+        self, B: np.ndarray, lam: float, weights: np.ndarray, ridge: float, W0: np.ndarray | None
+    ) -> np.ndarray: ...
+
+    def curriculum(
+        self, task: int, W: np.ndarray, learned: np.ndarray, q: np.ndarray, lam: float, ridge: float
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class CvxpyBackend:
+    """Exact solves of the CVXPY statements of :mod:`amtl_cvx.problems`.
+
+    Parameters
+    ----------
+    data : MultiTaskData
+    loss : {"squared", "logistic"}
+    solver : str, optional
+        One solver for every step; default OSQP for the QPs and ECOS for the
+        exponential-cone (logistic) steps.
+    """
+
+    def __init__(self, data: MultiTaskData, loss: str, solver: str | None = None) -> None:
+        from amtl_cvx.problems import CurriculumStepProblem, TasksProblem, TransferProblem
+
+        self.data, self.loss, self.solver = data, loss, solver
+        self._transfer = TransferProblem(data.n_features, data.n_tasks)
+        self._tasks = TasksProblem(data, loss)
+        self._curriculum = [
+            CurriculumStepProblem(X, y, data.n_tasks, t, loss)
+            for t, (X, y) in enumerate(zip(data.Xs, data.ys))
+        ]
+        self.stats: list = []
+
+    def _solve(self, problem):
+        result = problem.solve(self.solver)
+        self.stats.append(result.stats)
+        return result.solution
+
+    def transfer(self, W, penalty, lam, B0=None):
+        return self._solve(self._transfer.set(W, penalty, lam))
+
+    def tasks(self, B, lam, weights, ridge, W0=None):
+        return self._solve(self._tasks.set(B, lam, weights, ridge))
+
+    def curriculum(self, task, W, learned, q, lam, ridge):
+        return self._solve(self._curriculum[task].set(W, learned, q, lam, ridge))
+
+
+class FastBackend:
+    """The first-order solvers of the ``solvers`` package, warm-started.
+
+    A solve that stops before its certificate reaches ``tol`` emits a
+    :class:`ConvergenceWarning` (its result is still used).
+
+    Parameters
+    ----------
+    data : MultiTaskData
+    loss : {"squared", "logistic"}
+    tol : float, default=1e-10
+        Certificate tolerance passed to every solver.
+    """
+
+    def __init__(self, data: MultiTaskData, loss: str, tol: float = 1e-10) -> None:
+        self.data, self.loss, self.tol = data, loss, tol
+        self.stats: list = []
+
+    def _check(self, result, what: str):
+        self.stats.append(result)
+        if not result.converged:
+            warnings.warn(
+                f"fast {what} solver stopped after {result.n_iter} iterations with "
+                f"certificate {result.certificate:.2e} > tol {result.tol:.1e}",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return result.solution
+
+    def transfer(self, W, penalty, lam, B0=None):
+        from solvers.transfer import solve_transfer
+
+        return self._check(solve_transfer(W, penalty, lam, B0=B0, tol=self.tol), "B-step")
+
+    def tasks(self, B, lam, weights, ridge, W0=None):
+        from solvers.tasks import solve_tasks
+
+        result = solve_tasks(
+            self.data.Xs, self.data.ys, B, lam,
+            loss=self.loss, weights=weights, ridge=ridge, W0=W0, tol=self.tol,
+        )
+        return self._check(result, "W-step")
+
+    def curriculum(self, task, W, learned, q, lam, ridge):
+        from solvers.curriculum import solve_curriculum_step
+
+        idx = np.flatnonzero(learned)
+        result = solve_curriculum_step(
+            self.data.Xs[task], self.data.ys[task], W[:, idx], q[idx], lam,
+            loss=self.loss, ridge=ridge, tol=self.tol,
+        )
+        w, b_S = self._check(result, "curriculum")
+        b = np.zeros(self.data.n_tasks)
+        b[idx] = b_S
+        return w, b
+
+
+def make_backend(backend: str, data: MultiTaskData, loss: str, solver: str | None = None, tol: float = 1e-10):
+    """Build the backend named ``backend`` (``"fast"`` or ``"cvxpy"``)."""
+    if backend == "cvxpy":
+        return CvxpyBackend(data, loss, solver)
+    if backend == "fast":
+        if solver is not None:
+            raise ValueError("solver names a CVXPY solver; it applies only to backend='cvxpy'")
+        return FastBackend(data, loss, tol)
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

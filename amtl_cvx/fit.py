@@ -1,0 +1,252 @@
+r"""The AMTL algorithms: alternating minimisation (Algorithm 1) and curriculum (Algorithm 2).
+
+Both minimise (``docs/objective.md``)::
+
+    F(W, B) = sum_t (1 + mu c_t ||B[t,:]||_1) L_t(w_t) + lam ||W - W B||_F^2 + ridge ||W||_F^2
+    s.t. B >= 0, diag(B) = 0
+
+with every subproblem solved by a backend: ``"fast"`` (the ``solvers`` package) or
+``"cvxpy"`` (the exact statements of :mod:`amtl_cvx.problems`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from amtl_cvx._progress import progress_bar
+from amtl_cvx._validation import check_scalar
+from amtl_cvx.backends import make_backend
+from amtl_cvx.data import MultiTaskData
+from amtl_cvx.objective import amtl_objective, imbalance_weights, loss_weights, task_losses
+
+__all__ = ["AMTLFit", "fit_alternating", "fit_curriculum", "SELECTIONS"]
+
+logger = logging.getLogger(__name__)
+
+#: Task selection rules of the curriculum.
+SELECTIONS = ("greedy", "static")
+
+
+@dataclass(frozen=True)
+class AMTLFit:
+    """A fitted AMTL model.
+
+    Attributes
+    ----------
+    W : numpy.ndarray, shape (d, T)
+        Task parameters (column t is task t).
+    B : numpy.ndarray, shape (T, T)
+        Transfer graph, ``B >= 0`` with zero diagonal; ``B[s, t]`` is the edge s -> t.
+    objective : float
+        ``F(W, B)``.
+    objective_history : numpy.ndarray
+        Alternating: ``F`` at the single-task start and after every alternation
+        (non-increasing). Curriculum: the objective of the learned tasks after every
+        step (it ends at ``F(W, B)``).
+    n_iter : int
+        Alternations (Algorithm 1) or steps (Algorithm 2).
+    converged : bool
+        Algorithm 1: the relative decrease fell below ``tol``. Algorithm 2: always True.
+    order : numpy.ndarray
+        Curriculum: the tasks in the order they were learned; alternating: empty.
+    c : numpy.ndarray
+        The imbalance weights used.
+    """
+
+    W: np.ndarray
+    B: np.ndarray
+    objective: float
+    objective_history: np.ndarray
+    n_iter: int
+    converged: bool
+    order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    c: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def _check_common(data: MultiTaskData, lam, mu, loss, ridge, s, sigma):
+    if not isinstance(data, MultiTaskData):
+        raise ValueError(f"data must be a MultiTaskData, got {type(data).__name__}")
+    data.check_labels(loss)
+    lam = check_scalar(lam, "lam", strict=True)
+    mu = check_scalar(mu, "mu")
+    ridge = check_scalar(ridge, "ridge")
+    c = imbalance_weights(data.n_samples, s, sigma)
+    return lam, mu, ridge, c
+
+
+def fit_alternating(
+    data: MultiTaskData,
+    *,
+    lam: float = 1.0,
+    mu: float = 0.1,
+    loss: str = "squared",
+    ridge: float = 0.0,
+    s: float = 1.0,
+    sigma: float = 0.0,
+    max_iter: int = 50,
+    tol: float = 1e-6,
+    backend: str = "cvxpy",
+    solver: str | None = None,
+    W_init: np.ndarray | None = None,
+    progress: bool = False,
+) -> AMTLFit:
+    """Algorithm 1: alternate exact B-steps and W-steps from single-task models.
+
+    1. ``W`` <- the W-step with ``B = 0`` (single-task ridge / L2-logistic regression with
+       penalty ``lam + ridge``), unless ``W_init`` is given.
+    2. Repeat: B-step with ``W`` fixed (prices ``p_s = mu c_s L_s(w_s)``), then W-step with
+       ``B`` fixed (weights ``a_t = 1 + mu c_t ||B[t,:]||_1``), until the relative decrease
+       ``(F_prev - F) / max(1, |F|)`` is at most ``tol`` or ``max_iter`` alternations.
+
+    Each step minimises ``F`` exactly over its block, so the objective history is
+    non-increasing (to the subproblem solvers' accuracy).
+
+    Parameters
+    ----------
+    data : MultiTaskData
+        Training data.
+    lam : float, default=1.0
+        Weight of ``||W - W B||_F^2`` (``> 0``).
+    mu : float, default=0.1
+        Weight of the loss-weighted sparsity of the outgoing edges (``>= 0``).
+    loss : {"squared", "logistic"}
+    ridge : float, default=0.0
+        Optional ``ridge ||W||_F^2`` (see ``docs/objective.md``).
+    s, sigma : float
+        Imbalance weights ``c_t = s / n_t**sigma``.
+    max_iter : int, default=50
+    tol : float, default=1e-6
+    backend : {"fast", "cvxpy"}
+    solver : str, optional
+        The CVXPY solver (backend ``"cvxpy"`` only).
+    W_init : numpy.ndarray, optional
+        Starting ``W`` (d x T) instead of the single-task models.
+    progress : bool, default=False
+        Show a progress bar (needs tqdm).
+
+    Returns
+    -------
+    AMTLFit
+    """
+    lam, mu, ridge, c = _check_common(data, lam, mu, loss, ridge, s, sigma)
+    if int(max_iter) != max_iter or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter}")
+    tol = check_scalar(tol, "tol")
+    T = data.n_tasks
+    engine = make_backend(backend, data, loss, solver)
+    B = np.zeros((T, T))
+    if W_init is None:
+        W = engine.tasks(B, lam, np.ones(T), ridge, None)
+    else:
+        W = np.array(W_init, dtype=np.float64)
+        if W.shape != (data.n_features, T) or not np.all(np.isfinite(W)):
+            raise ValueError(f"W_init must be a finite array of shape ({data.n_features}, {T})")
+
+    def F(W, B):
+        return amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)
+
+    history = [F(W, B)]
+    converged = False
+    n_iter = 0
+    with progress_bar(progress, max_iter, "AMTL alternations") as bar:
+        for n_iter in range(1, int(max_iter) + 1):
+            penalty = mu * c * task_losses(W, data, loss)
+            B = engine.transfer(W, penalty, lam, B)
+            W = engine.tasks(B, lam, loss_weights(B, c, mu), ridge, W)
+            history.append(F(W, B))
+            decrease = (history[-2] - history[-1]) / max(1.0, abs(history[-1]))
+            logger.debug("alternation %d: F = %.10g, relative decrease %.2e", n_iter, history[-1], decrease)
+            bar.update(1)
+            bar.set_postfix_str(f"F={history[-1]:.6g}")
+            if decrease <= tol:
+                converged = True
+                break
+    return AMTLFit(W, B, history[-1], np.array(history), n_iter, converged, c=c)
+
+
+def fit_curriculum(
+    data: MultiTaskData,
+    *,
+    lam: float = 1.0,
+    mu: float = 0.1,
+    loss: str = "squared",
+    ridge: float = 0.0,
+    s: float = 1.0,
+    sigma: float = 0.0,
+    selection: str = "greedy",
+    backend: str = "cvxpy",
+    solver: str | None = None,
+    progress: bool = False,
+) -> AMTLFit:
+    """Algorithm 2: learn tasks one at a time, lowest loss first, along an acyclic graph.
+
+    At each step the tasks learned so far (set ``S``) are frozen, and a new task t solves
+    jointly in ``(w_t, b_t)``, with ``b_t`` supported on ``S``::
+
+        min  L_t(w) + lam ||w - W_S b||^2 + sum_{s in S} mu c_s L_s(w_s) b_s + ridge ||w||^2
+
+    Selection rule (``selection``):
+
+    - ``"greedy"`` (default): solve this step for *every* remaining task and learn the
+      one whose training loss ``L_t(w_t)`` at its step solution is lowest (ties: lowest
+      index). Costs ``T (T + 1) / 2`` step solves.
+    - ``"static"``: order the tasks once by the training loss of their single-task models
+      (penalty ``lam + ridge``), lowest first; ``T`` step solves.
+
+    Each task only receives from tasks learned before it, so ``B`` is acyclic (strictly
+    upper triangular in the learned order), and the final ``F(W, B)`` is the sum of the
+    step objectives.
+
+    Parameters are those of :func:`fit_alternating`, plus ``selection``.
+
+    Returns
+    -------
+    AMTLFit
+        ``order`` holds the tasks in the order learned.
+    """
+    lam, mu, ridge, c = _check_common(data, lam, mu, loss, ridge, s, sigma)
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    T, d = data.n_tasks, data.n_features
+    engine = make_backend(backend, data, loss, solver)
+    W = np.zeros((d, T))
+    B = np.zeros((T, T))
+    losses = np.zeros(T)
+    learned = np.zeros(T, dtype=bool)
+    order: list[int] = []
+    history: list[float] = []
+    if selection == "static":
+        W_st = engine.tasks(np.zeros((T, T)), lam, np.ones(T), ridge, None)
+        queue = list(np.argsort(task_losses(W_st, data, loss), kind="stable"))
+    total = 0.0
+    with progress_bar(progress, T, "AMTL curriculum") as bar:
+        for _ in range(T):
+            q = mu * c * losses
+            candidates = [t for t in range(T) if not learned[t]] if selection == "greedy" else [queue.pop(0)]
+            best = None
+            for t in candidates:
+                w, b = engine.curriculum(t, W, learned, q, lam, ridge)
+                loss_t = float(task_losses_single(data, t, w, loss))
+                if best is None or loss_t < best[0]:
+                    best = (loss_t, t, w, b)
+            loss_t, t, w, b = best
+            W[:, t], B[:, t], losses[t] = w, b, loss_t
+            r = w - W @ b
+            total += loss_t + lam * (r @ r) + q @ b + ridge * (w @ w)
+            history.append(total)
+            learned[t] = True
+            order.append(t)
+            logger.debug("curriculum: learned task %d (loss %.6g)", t, loss_t)
+            bar.update(1)
+    objective = amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)
+    return AMTLFit(W, B, objective, np.array(history), T, True, np.array(order), c)
+
+
+def task_losses_single(data: MultiTaskData, t: int, w: np.ndarray, loss: str) -> float:
+    """``L_t(w)`` for one task."""
+    from amtl_cvx.objective import task_loss
+
+    return task_loss(data.Xs[t], data.ys[t], w, loss)

@@ -1,0 +1,171 @@
+"""Seeded generators of multi-task problems with a planted, directed transfer graph.
+
+The planted model: ``n_sources`` *source* tasks have i.i.d. Gaussian parameters and
+low noise; every other (*derived*) task is a nonnegative combination of
+``n_parents`` sources, ``w_t = W B_true[:, t]``, observed with high noise. Transfer
+should therefore flow from the sources (low loss) to the derived tasks (high loss):
+``B_true[s, t] > 0`` only for a source s and a derived t.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from amtl_cvx._validation import check_scalar
+from amtl_cvx.data import MultiTaskData, MultiTaskDataset
+
+__all__ = ["make_regression_tasks", "make_classification_tasks", "IMBALANCED_SIZES"]
+
+#: Training rows per task of the release's imbalanced design (12 tasks).
+IMBALANCED_SIZES = (500, 500, 500, 5, 5, 5, 500, 500, 500, 5, 5, 5)
+
+
+def _planted_graph(
+    rng: np.random.Generator, n_tasks: int, n_features: int, n_sources: int, n_parents: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not 1 <= n_sources < n_tasks:
+        raise ValueError(f"n_sources must be in 1..{n_tasks - 1}, got {n_sources}")
+    if not 1 <= n_parents <= n_sources:
+        raise ValueError(f"n_parents must be in 1..n_sources={n_sources}, got {n_parents}")
+    # Sources and derived tasks are interleaved so that task order carries no hint.
+    is_source = np.zeros(n_tasks, dtype=bool)
+    is_source[rng.choice(n_tasks, size=n_sources, replace=False)] = True
+    sources = np.flatnonzero(is_source)
+    W = np.zeros((n_features, n_tasks))
+    W[:, sources] = rng.standard_normal((n_features, n_sources))
+    B = np.zeros((n_tasks, n_tasks))
+    for t in np.flatnonzero(~is_source):
+        parents = rng.choice(sources, size=n_parents, replace=False)
+        B[parents, t] = rng.uniform(0.5, 1.0, size=n_parents)
+        W[:, t] = W @ B[:, t]
+    return W, B, is_source
+
+
+def _sizes(n_samples: int | Sequence[int], n_tasks: int, name: str) -> np.ndarray:
+    sizes = np.broadcast_to(np.asarray(n_samples), (n_tasks,)) if np.ndim(n_samples) == 0 else np.asarray(n_samples)
+    if sizes.shape != (n_tasks,) or np.any(sizes < 1) or np.any(sizes != np.round(sizes)):
+        raise ValueError(f"{name} must be a positive integer or {n_tasks} positive integers")
+    return sizes.astype(np.int64)
+
+
+def _make(
+    kind: str,
+    n_tasks: int,
+    n_features: int,
+    n_samples: int | Sequence[int],
+    n_val: int,
+    n_test: int,
+    n_sources: int | None,
+    n_parents: int,
+    noise_source: float,
+    noise_derived: float,
+    add_bias: bool,
+    random_state: int | None,
+) -> MultiTaskDataset:
+    if int(n_tasks) != n_tasks or n_tasks < 2:
+        raise ValueError(f"n_tasks must be an integer >= 2, got {n_tasks}")
+    if int(n_features) != n_features or n_features < 1:
+        raise ValueError(f"n_features must be a positive integer, got {n_features}")
+    noise_source = check_scalar(noise_source, "noise_source")
+    noise_derived = check_scalar(noise_derived, "noise_derived")
+    rng = np.random.default_rng(random_state)
+    n_sources = max(1, n_tasks // 3) if n_sources is None else n_sources
+    W, B, is_source = _planted_graph(rng, n_tasks, n_features, n_sources, n_parents)
+    noise = np.where(is_source, noise_source, noise_derived)
+    sizes = {
+        "train": _sizes(n_samples, n_tasks, "n_samples"),
+        "val": _sizes(n_val, n_tasks, "n_val"),
+        "test": _sizes(n_test, n_tasks, "n_test"),
+    }
+    splits = {}
+    for split, n in sizes.items():
+        Xs, ys = [], []
+        for t in range(n_tasks):
+            X = rng.standard_normal((n[t], n_features))
+            z = X @ W[:, t] + noise[t] * rng.standard_normal(n[t])
+            Xs.append(X)
+            ys.append(z if kind == "squared" else np.where(z >= 0, 1.0, -1.0))
+        splits[split] = MultiTaskData(Xs, ys, add_bias=add_bias)
+    if add_bias:
+        W = np.vstack([W, np.zeros((1, n_tasks))])
+    return MultiTaskDataset(
+        **splits,
+        loss=kind,
+        W_true=W,
+        B_true=B,
+        name=f"planted-{kind}-T{n_tasks}-d{n_features}",
+    )
+
+
+def make_regression_tasks(
+    n_tasks: int = 12,
+    n_features: int = 20,
+    n_samples: int | Sequence[int] = 30,
+    *,
+    n_val: int | Sequence[int] = 50,
+    n_test: int | Sequence[int] = 50,
+    n_sources: int | None = None,
+    n_parents: int = 2,
+    noise_source: float = 0.1,
+    noise_derived: float = 2.0,
+    add_bias: bool = False,
+    random_state: int | None = 0,
+) -> MultiTaskDataset:
+    """Regression tasks with a planted sparse, directed transfer graph.
+
+    ``y_t = X_t w_t + noise_t * e``, ``X_t`` and ``e`` standard normal. Sources
+    (``n_sources``, default ``n_tasks // 3``) have i.i.d. N(0, I) parameters and noise
+    ``noise_source``; each derived task is ``w_t = sum_s B_true[s, t] w_s`` over
+    ``n_parents`` sources with weights in U(0.5, 1), and noise ``noise_derived``.
+
+    Parameters
+    ----------
+    n_tasks, n_features : int
+    n_samples : int or sequence of int, default=30
+        Training rows per task; a sequence gives an imbalanced design, for example
+        :data:`IMBALANCED_SIZES` (500 or 5 rows).
+    n_val, n_test : int or sequence of int, default=50
+        Validation and test rows per task.
+    n_sources, n_parents : int
+    noise_source, noise_derived : float
+        Noise standard deviations of the two kinds of task.
+    add_bias : bool, default=False
+        Append a ones column (the planted model has no intercept).
+    random_state : int or None, default=0
+
+    Returns
+    -------
+    MultiTaskDataset
+        With ``W_true`` (d x T) and ``B_true`` (T x T).
+    """
+    return _make(
+        "squared", n_tasks, n_features, n_samples, n_val, n_test, n_sources, n_parents,
+        noise_source, noise_derived, add_bias, random_state,
+    )
+
+
+def make_classification_tasks(
+    n_tasks: int = 12,
+    n_features: int = 20,
+    n_samples: int | Sequence[int] = 60,
+    *,
+    n_val: int | Sequence[int] = 100,
+    n_test: int | Sequence[int] = 100,
+    n_sources: int | None = None,
+    n_parents: int = 2,
+    noise_source: float = 0.5,
+    noise_derived: float = 4.0,
+    add_bias: bool = False,
+    random_state: int | None = 0,
+) -> MultiTaskDataset:
+    """Binary tasks (labels in {-1, +1}) with a planted transfer graph.
+
+    ``y_t = sign(X_t w_t + noise_t * e)``, parameters planted as in
+    :func:`make_regression_tasks`; the derived tasks' labels are noisier.
+    """
+    return _make(
+        "logistic", n_tasks, n_features, n_samples, n_val, n_test, n_sources, n_parents,
+        noise_source, noise_derived, add_bias, random_state,
+    )
