@@ -1,0 +1,419 @@
+"""Tests of the fast B-step solver against CVXPY + Clarabel at tight tolerances."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from solvers.result import SolverResult
+from solvers.transfer import solve_transfer, transfer_kkt_residual, transfer_objective
+
+GAP_TOL = 1e-7  # (fast - exact) / max(1, |exact|)
+CERT_TOL = 1e-9
+
+
+# --------------------------------------------------------------------------------------
+# referee and independent checks
+# --------------------------------------------------------------------------------------
+def clarabel_reference(W: np.ndarray, p: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
+    """Exact B-step by CVXPY + Clarabel, posed in scaled units; status must be optimal."""
+    d, T = W.shape
+    sigma = float(np.max(np.abs(W))) or 1.0
+    kappa = lam * sigma**2
+    V = W / sigma
+    B = cp.Variable((T, T), nonneg=True)
+    objective = cp.sum_squares(V - V @ B) + (p / kappa) @ cp.sum(B, axis=1)
+    problem = cp.Problem(cp.Minimize(objective), [cp.diag(B) == 0])
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert problem.status == cp.OPTIMAL, problem.status
+    Bv = np.maximum(B.value, 0.0)
+    np.fill_diagonal(Bv, 0.0)
+    return Bv, float(problem.value) * kappa
+
+
+def direct_objective(W: np.ndarray, B: np.ndarray, p: np.ndarray, lam: float) -> float:
+    total = 0.0
+    for t in range(W.shape[1]):
+        r = W[:, t] - W @ B[:, t]
+        total += lam * float(r @ r) + float(p @ B[:, t])
+    return total
+
+
+def independent_kkt(W: np.ndarray, B: np.ndarray, p: np.ndarray, lam: float) -> float:
+    """KKT residual with a dense G (test-only), relative to max |gradient at 0|."""
+    G = W.T @ W
+    g = 2.0 * lam * (G @ B - G) + p[:, None]
+    r = np.where(B > 0, np.abs(g), np.maximum(-g, 0.0))
+    np.fill_diagonal(r, 0.0)
+    g0 = np.abs(p[:, None] - 2.0 * lam * G)
+    np.fill_diagonal(g0, 0.0)
+    return float(r.max()) / max(float(g0.max()), 1e-300)
+
+
+def planted(T: int, d: int, rng: np.random.Generator, mu: float = 0.1):
+    """20% source tasks; the rest nonnegative sparse combinations of 2-3 sources + noise."""
+    n_src = max(1, int(0.2 * T))
+    W = np.zeros((d, T))
+    W[:, :n_src] = rng.standard_normal((d, n_src))
+    noise = np.zeros(T)
+    for t in range(n_src, T):
+        src = rng.choice(n_src, size=min(int(rng.integers(2, 4)), n_src), replace=False)
+        W[:, t] = W[:, src] @ rng.uniform(0.3, 1.0, size=src.size)
+        noise[t] = 0.1 * rng.uniform()
+        W[:, t] += noise[t] * rng.standard_normal(d)
+    perm = rng.permutation(T)
+    return W[:, perm], mu * (1.0 + noise[perm])
+
+
+def assert_exactly_feasible(B: np.ndarray, T: int) -> None:
+    assert B.shape == (T, T)
+    assert np.all(np.isfinite(B))
+    assert B.min() >= 0.0  # no negative entries at all
+    assert np.all(np.diag(B) == 0.0)
+
+
+def check_against_reference(W: np.ndarray, p: np.ndarray, lam: float) -> SolverResult:
+    T = W.shape[1]
+    res = solve_transfer(W, p, lam)
+    B = res.solution
+    assert_exactly_feasible(B, T)
+    assert res.converged
+    assert res.certificate <= res.tol
+    assert res.certificate == pytest.approx(transfer_kkt_residual(W, B, p, lam), abs=1e-12)
+    assert independent_kkt(W, B, p, lam) <= CERT_TOL
+    exact_obj = direct_objective(W, B, p, lam)
+    assert res.objective == pytest.approx(exact_obj, rel=1e-10, abs=1e-10)
+    assert transfer_objective(W, B, p, lam) == pytest.approx(exact_obj, rel=1e-10, abs=1e-10)
+    _, ref_obj = clarabel_reference(W, p, lam)
+    gap = (res.objective - ref_obj) / max(1.0, abs(ref_obj))
+    assert gap <= GAP_TOL, gap
+    # and the referee is not much better: the fast value may only be slightly better
+    assert gap >= -1e-6, gap
+    return res
+
+
+# --------------------------------------------------------------------------------------
+# agreement with the referee
+# --------------------------------------------------------------------------------------
+RANDOM_CASES = [
+    # (seed, T, d, lam, penalty scale)
+    (0, 2, 3, 1.0, 0.1),
+    (1, 5, 1, 1.0, 0.1),
+    (2, 8, 4, 0.1, 1.0),
+    (3, 12, 30, 1.0, 0.5),
+    (4, 20, 6, 10.0, 0.01),
+    (5, 25, 40, 0.5, 0.2),
+    (6, 30, 10, 1.0, 0.0),
+    (7, 40, 15, 2.0, 0.3),
+    (8, 60, 8, 1.0, 0.1),
+]
+
+
+@pytest.mark.parametrize("seed,T,d,lam,pscale", RANDOM_CASES)
+def test_random_instances_match_clarabel(seed, T, d, lam, pscale):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((d, T)) * rng.uniform(0.5, 2.0, size=T)
+    p = pscale * rng.uniform(0.0, 1.0, size=T)
+    check_against_reference(W, p, lam)
+
+
+@pytest.mark.parametrize("seed,T,d", [(10, 10, 5), (11, 30, 20), (12, 45, 12), (13, 60, 20)])
+def test_planted_graphs_match_clarabel(seed, T, d):
+    rng = np.random.default_rng(seed)
+    W, p = planted(T, d, rng)
+    res = check_against_reference(W, p, 1.0)
+    assert np.count_nonzero(res.solution) > 0
+
+
+@pytest.mark.parametrize("seed,T,d", [(20, 4, 6), (21, 10, 14), (22, 15, 30)])
+def test_unique_minimiser_solutions_agree(seed, T, d):
+    # d >= T and W of full column rank: G is positive definite, the minimiser unique
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((d, T))
+    W[:, 1:] += 0.8 * W[:, :1]  # correlated tasks, so that B is not trivially 0
+    assert np.linalg.matrix_rank(W) == T
+    p = 0.05 * rng.uniform(size=T)
+    res = check_against_reference(W, p, 1.0)
+    B_ref, _ = clarabel_reference(W, p, 1.0)
+    assert np.count_nonzero(res.solution) > 0
+    np.testing.assert_allclose(res.solution, B_ref, atol=1e-6 * max(1.0, np.abs(B_ref).max()))
+
+
+# --------------------------------------------------------------------------------------
+# degenerate cases
+# --------------------------------------------------------------------------------------
+def test_zero_column():
+    rng = np.random.default_rng(30)
+    W = rng.standard_normal((5, 9))
+    W[:, 4] = 0.0
+    p = rng.uniform(0, 0.3, size=9)
+    res = check_against_reference(W, p, 1.0)
+    # a zero task is useless as a source when it costs something
+    assert np.all(res.solution[4, :][p[4] > 0] == 0.0)
+
+
+@pytest.mark.parametrize("pscale", [0.0, 0.1])
+def test_duplicate_tasks(pscale):
+    # identical columns make G singular on any support containing both copies
+    rng = np.random.default_rng(31)
+    base = rng.standard_normal((4, 6))
+    W = np.concatenate([base, base, 2.0 * base[:, :2]], axis=1)
+    p = pscale * np.ones(W.shape[1])
+    res = check_against_reference(W, p, 1.0)
+    if pscale == 0.0:
+        # every task is reproduced exactly by its copy
+        assert res.objective == pytest.approx(0.0, abs=1e-10)
+
+
+def test_zero_penalty_more_tasks_than_features():
+    rng = np.random.default_rng(32)
+    W = rng.standard_normal((3, 12))
+    check_against_reference(W, np.zeros(12), 0.7)
+
+
+def test_large_penalty_gives_exact_zero():
+    rng = np.random.default_rng(33)
+    W = rng.standard_normal((6, 15))
+    p = np.full(15, 1e6)
+    res = solve_transfer(W, p, 1.0)
+    assert np.all(res.solution == 0.0)
+    assert res.converged
+    assert res.objective == pytest.approx(float(np.sum(W * W)), rel=1e-14)
+
+
+def test_penalty_threshold_for_zero_solution():
+    # B = 0 is optimal iff p_s >= 2 lam G[s, t] for all s != t; just above vs just below
+    rng = np.random.default_rng(34)
+    W = rng.standard_normal((4, 7))
+    G = W.T @ W
+    np.fill_diagonal(G, -np.inf)
+    lam = 1.5
+    p_zero = 2 * lam * G.max(axis=1) * 1.001 + 1e-9
+    p_zero = np.maximum(p_zero, 0.0)
+    assert np.all(solve_transfer(W, p_zero, lam).solution == 0.0)
+    s = int(np.argmax(G.max(axis=1)))
+    p_nz = p_zero.copy()
+    p_nz[s] = 2 * lam * G[s].max() * 0.9
+    assert np.count_nonzero(solve_transfer(W, p_nz, lam).solution[s]) > 0
+
+
+def test_single_task():
+    W = np.array([[1.0], [2.0]])
+    res = solve_transfer(W, np.array([0.3]), 2.0)
+    assert res.solution.shape == (1, 1)
+    assert res.solution[0, 0] == 0.0
+    assert res.objective == pytest.approx(2.0 * 5.0)
+    assert res.converged
+
+
+def test_two_tasks():
+    W = np.array([[1.0, 2.0], [0.0, 1.0]])
+    p = np.array([0.1, 0.2])
+    res = check_against_reference(W, p, 1.0)
+    # closed form for column 1: b = max(0, (G01 - p0 / (2 lam)) / G00)
+    assert res.solution[0, 1] == pytest.approx((2.0 - 0.05) / 1.0, rel=1e-12)
+    assert res.solution[1, 0] == pytest.approx((2.0 - 0.1) / 5.0, rel=1e-12)
+
+
+def test_one_feature():
+    rng = np.random.default_rng(35)
+    W = rng.standard_normal((1, 14))
+    check_against_reference(W, rng.uniform(0, 0.1, size=14), 1.0)
+
+
+def test_all_zero_W():
+    res = solve_transfer(np.zeros((3, 5)), np.ones(5), 1.0)
+    assert np.all(res.solution == 0.0)
+    assert res.objective == 0.0
+    assert res.converged
+
+
+def test_badly_scaled_W():
+    rng = np.random.default_rng(36)
+    W = 1e3 * rng.standard_normal((5, 10))
+    check_against_reference(W, rng.uniform(0, 100.0, size=10), 0.1)
+    W = 1e-3 * rng.standard_normal((5, 10))
+    check_against_reference(W, rng.uniform(0, 1e-7, size=10), 3.0)
+
+
+# --------------------------------------------------------------------------------------
+# property-based: honest certificate and local optimality (no referee)
+# --------------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    T=st.integers(1, 25),
+    d=st.integers(1, 12),
+    lam=st.floats(0.05, 20.0),
+    pscale=st.sampled_from([0.0, 0.01, 0.3, 5.0]),
+    dup=st.booleans(),
+)
+def test_property_kkt_and_no_feasible_descent(seed, T, d, lam, pscale, dup):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((d, T))
+    if dup and T >= 2:
+        W[:, -1] = W[:, 0]
+    p = pscale * rng.uniform(size=T)
+    res = solve_transfer(W, p, lam)
+    B = res.solution
+    assert_exactly_feasible(B, T)
+    assert res.converged
+    assert independent_kkt(W, B, p, lam) <= CERT_TOL
+    f = direct_objective(W, B, p, lam)
+    assert res.objective == pytest.approx(f, rel=1e-10, abs=1e-12)
+    # no feasible perturbation improves the objective (beyond rounding)
+    for _ in range(5):
+        D = rng.standard_normal((T, T)) * rng.uniform(1e-4, 1e-1)
+        Bp = np.maximum(B + D, 0.0)
+        np.fill_diagonal(Bp, 0.0)
+        assert direct_objective(W, Bp, p, lam) >= f - 1e-9 * max(1.0, abs(f))
+
+
+# --------------------------------------------------------------------------------------
+# warm start, history, certificate function
+# --------------------------------------------------------------------------------------
+def test_warm_start_from_solution_is_immediate():
+    rng = np.random.default_rng(40)
+    W, p = planted(40, 10, rng)
+    cold = solve_transfer(W, p, 1.0)
+    assert cold.n_iter >= 2
+    warm = solve_transfer(W, p, 1.0, B0=cold.solution)
+    assert warm.converged
+    assert warm.n_iter == 1
+    np.testing.assert_allclose(warm.solution, cold.solution, rtol=1e-9, atol=1e-12)
+
+
+def test_warm_start_from_arbitrary_point():
+    rng = np.random.default_rng(41)
+    W, p = planted(30, 8, rng)
+    cold = solve_transfer(W, p, 1.0)
+    B0 = rng.uniform(-1, 1, size=(30, 30))  # negative entries and diagonal are ignored
+    warm = solve_transfer(W, p, 1.0, B0=B0)
+    assert warm.converged
+    assert warm.objective == pytest.approx(cold.objective, rel=1e-10)
+
+
+def test_history_is_recorded_and_ends_at_certificate():
+    rng = np.random.default_rng(42)
+    W, p = planted(30, 8, rng)
+    res = solve_transfer(W, p, 1.0, record_history=True)
+    assert len(res.history) == res.n_iter
+    assert res.history[-1] == res.certificate
+    assert solve_transfer(W, p, 1.0).history == ()
+
+
+def test_kkt_residual_detects_non_optimal_and_infeasible():
+    rng = np.random.default_rng(43)
+    W, p = planted(20, 6, rng)
+    res = solve_transfer(W, p, 1.0)
+    B = res.solution
+    assert transfer_kkt_residual(W, B, p, 1.0) <= 1e-12
+    assert transfer_kkt_residual(W, np.zeros_like(B), p, 1.0) > 1e-2
+    Bp = B.copy()
+    s, t = np.argwhere(B > 0)[0]
+    Bp[s, t] *= 1.01
+    assert transfer_kkt_residual(W, Bp, p, 1.0) > 1e-6
+    Bn = B.copy()
+    Bn[0, 1] = -1e-17
+    assert transfer_kkt_residual(W, Bn, p, 1.0) == np.inf
+    Bd = B.copy()
+    Bd[2, 2] = 1e-3
+    assert transfer_kkt_residual(W, Bd, p, 1.0) == np.inf
+
+
+def test_loose_tolerance_and_result_type():
+    rng = np.random.default_rng(44)
+    W, p = planted(25, 6, rng)
+    res = solve_transfer(W, p, 1.0, tol=1e-4)
+    assert isinstance(res, SolverResult)
+    assert res.tol == 1e-4
+    assert res.converged == (res.certificate <= 1e-4)
+    assert res.converged
+
+
+def test_max_iter_one_reports_honestly():
+    rng = np.random.default_rng(45)
+    W, p = planted(60, 20, rng)
+    res = solve_transfer(W, p, 1.0, max_iter=1)
+    assert res.n_iter == 1
+    assert res.converged == (res.certificate <= res.tol)
+    assert res.certificate == pytest.approx(transfer_kkt_residual(W, res.solution, p, 1.0))
+    assert_exactly_feasible(res.solution, 60)
+
+
+# --------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------
+def _ok():
+    return np.ones((2, 3)), np.zeros(3), 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(W=np.array([[np.nan, 1.0, 1.0], [1.0, 1.0, 1.0]])), "W"),
+        (dict(W=np.array([[np.inf, 1.0, 1.0], [1.0, 1.0, 1.0]])), "W"),
+        (dict(W=np.ones(3)), "W"),
+        (dict(penalty=np.zeros(4)), "penalty"),
+        (dict(penalty=np.zeros((3, 1))), "penalty"),
+        (dict(penalty=np.array([0.0, -1e-3, 0.0])), "penalty"),
+        (dict(penalty=np.array([0.0, np.nan, 0.0])), "penalty"),
+        (dict(lam=0.0), "lam"),
+        (dict(lam=-1.0), "lam"),
+        (dict(lam=np.inf), "lam"),
+        (dict(B0=np.zeros((2, 2))), "B0"),
+        (dict(B0=np.full((3, 3), np.nan)), "B0"),
+        (dict(tol=0.0), "tol"),
+        (dict(max_iter=0), "max_iter"),
+    ],
+)
+def test_validation_errors(kwargs, match):
+    W, p, lam = _ok()
+    args = dict(W=W, penalty=p, lam=lam)
+    extra = {k: v for k, v in kwargs.items() if k not in args}
+    args.update({k: v for k, v in kwargs.items() if k in args})
+    with pytest.raises(ValueError, match=match):
+        solve_transfer(args["W"], args["penalty"], args["lam"], **extra)
+
+
+def test_helper_validation():
+    W, p, lam = _ok()
+    with pytest.raises(ValueError, match="B"):
+        transfer_objective(W, np.zeros((2, 2)), p, lam)
+    with pytest.raises(ValueError, match="B"):
+        transfer_kkt_residual(W, np.zeros((3, 4)), p, lam)
+    with pytest.raises(ValueError, match="lam"):
+        transfer_objective(W, np.zeros((3, 3)), p, 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# the sequential semi-definite fallback (rarely reached through solve_transfer)
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(8))
+def test_semidefinite_fallback_solves_restricted_problem(seed):
+    from solvers.transfer import _nnqp_psd
+
+    rng = np.random.default_rng(100 + seed)
+    d, K = int(rng.integers(1, 5)), int(rng.integers(2, 12))
+    A = rng.standard_normal((d, K))
+    if seed % 2:
+        A[:, -1] = A[:, 0]  # duplicate column: G singular on supports containing both
+    w = rng.standard_normal(d)
+    q = rng.uniform(0, 0.5, size=K) * (seed % 3 != 0)
+    G, c = A.T @ A, A.T @ w - q
+    x0 = np.maximum(rng.standard_normal(K), 0.0)
+    x = _nnqp_psd(G, c, x0, 1e-13)
+    assert x.min() >= 0.0
+    g = G @ x - c
+    scale = max(float(np.abs(c).max()), float(np.abs(G).max()), 1.0)
+    assert np.all(np.where(x > 0, np.abs(g), np.maximum(-g, 0.0)) <= 1e-9 * scale)
+    # same optimal value as the CVXPY referee
+    b = cp.Variable(K, nonneg=True)
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(A @ b) - c @ b))
+    prob.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert prob.status == cp.OPTIMAL
+    val = 0.5 * x @ G @ x - c @ x
+    assert val <= prob.value + 1e-7 * max(1.0, abs(prob.value))
