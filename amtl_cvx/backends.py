@@ -98,8 +98,12 @@ class FastBackend:
     """
 
     def __init__(self, data: MultiTaskData, loss: str, tol: float = 1e-10) -> None:
+        from solvers.tasks import precompute_grams
+
         self.data, self.loss, self.tol = data, loss, tol
         self.stats: list = []
+        # X_t'X_t and X_t'y_t once per fit, reused by every squared-loss W-step
+        self._grams = precompute_grams(data.Xs, data.ys) if loss == "squared" else None
 
     def _check(self, result, what: str):
         self.stats.append(result)
@@ -122,7 +126,7 @@ class FastBackend:
 
         result = solve_tasks(
             self.data.Xs, self.data.ys, B, lam,
-            loss=self.loss, weights=weights, ridge=ridge, W0=W0, tol=self.tol,
+            loss=self.loss, weights=weights, ridge=ridge, W0=W0, tol=self.tol, grams=self._grams,
         )
         return self._check(result, "W-step")
 

@@ -32,7 +32,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="lam value(s), comma-separated; several are chosen among on validation")
     p.add_argument("--mu", type=_floats, default=None, help="mu value(s), comma-separated")
     p.add_argument("--algorithm", choices=("alternating", "curriculum"), default="alternating")
-    p.add_argument("--backend", choices=("fast", "cvxpy"), default="cvxpy")
+    p.add_argument("--backend", choices=("fast", "cvxpy"), default="fast")
     p.add_argument("--solver", default=None, help="CVXPY solver (OSQP, CLARABEL, ECOS) for --backend cvxpy")
     p.add_argument("--ridge", type=float, default=0.0, help="ridge * ||W||_F^2 (default 0)")
     p.add_argument("--sigma", type=float, default=0.0, help="imbalance exponent: c_t = s / n_t**sigma")

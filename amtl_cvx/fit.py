@@ -88,7 +88,7 @@ def fit_alternating(
     sigma: float = 0.0,
     max_iter: int = 50,
     tol: float = 1e-6,
-    backend: str = "cvxpy",
+    backend: str = "fast",
     solver: str | None = None,
     W_init: np.ndarray | None = None,
     progress: bool = False,
@@ -177,7 +177,7 @@ def fit_curriculum(
     s: float = 1.0,
     sigma: float = 0.0,
     selection: str = "greedy",
-    backend: str = "cvxpy",
+    backend: str = "fast",
     solver: str | None = None,
     progress: bool = False,
 ) -> AMTLFit:

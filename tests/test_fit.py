@@ -17,7 +17,7 @@ from amtl_cvx.baselines import fit_single_task
 from amtl_cvx.metrics import task_errors, task_rmse
 from amtl_cvx.selection import select_amtl, select_single_task
 
-BACKENDS = ["cvxpy"]
+BACKENDS = ["fast", "cvxpy"]
 
 
 def _is_acyclic(B: np.ndarray) -> bool:
