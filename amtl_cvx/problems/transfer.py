@@ -5,12 +5,19 @@ Objective (original units), with ``p_s = mu * c_s * L_s(w_s)``::
     min_B  lam * ||W - W B||_F^2 + sum_{s,t} p_s * B[s, t]
     s.t.   B >= 0, diag(B) = 0
 
-Scaling: with ``sigma = max|W|`` the statement is posed in ``V = W / sigma`` and divided
-by ``kappa = lam * sigma^2``::
+Scaling. Two changes of units make the statement well conditioned for the solvers:
+the columns of ``B`` are measured in units of the sending task's norm,
+``C[s, t] = D_s B[s, t]`` with ``D_s = ||w_s||`` (1 for a zero column), and the
+objective is divided by ``kappa = lam * sigma^2`` with ``sigma = max|W|``. With
+``Y = W / sigma`` and ``A = W D^{-1} / sigma`` (unit-norm columns over sigma)::
 
-    min_B  ||V - V B||_F^2 + sum_{s,t} (p_s / kappa) * B[s, t]
+    min_C  ||Y - A C||_F^2 + sum_{s,t} (p_s / (D_s kappa)) * C[s, t]
+    s.t.   C >= 0, diag(C) = 0
 
-which has the same minimiser ``B``; its value times ``kappa`` is the original objective.
+has the minimiser ``C = D B``; its value times ``kappa`` is the original objective.
+(Measured: without the column units, Clarabel stops with ``InsufficientProgress`` on the
+imbalanced release data, where the 5-row tasks' parameters are ~100 times smaller than
+the 500-row tasks'.)
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ class _TransferBase(StatedProblem):
         if n_features < 1 or n_tasks < 1:
             raise ValueError("n_features and n_tasks must be positive")
         self.n_features, self.n_tasks = int(n_features), int(n_tasks)
-        self.V = cp.Parameter((self.n_features, self.n_tasks), name="V")
+        self.Y = cp.Parameter((self.n_features, self.n_tasks), name="Y")
+        self.A = cp.Parameter((self.n_features, self.n_tasks), name="A")
         self.price = cp.Parameter(self.n_tasks, nonneg=True, name="price")
+        self.D = np.ones(self.n_tasks)
 
     def set(self, W: np.ndarray, penalty: np.ndarray, lam: float) -> "_TransferBase":
         """Set the parameters from ``W`` (d x T), ``penalty`` ``p`` (T,) and ``lam``."""
@@ -44,9 +53,12 @@ class _TransferBase(StatedProblem):
             raise ValueError(f"penalty must be a nonnegative vector of length {self.n_tasks}")
         lam = check_scalar(lam, "lam", strict=True)
         sigma = float(np.max(np.abs(W))) or 1.0
+        norms = np.linalg.norm(W, axis=0)
+        self.D = np.where(norms > 0, norms, 1.0)
         self.scale = lam * sigma**2
-        self.V.value = W / sigma
-        self.price.value = p / self.scale
+        self.Y.value = W / sigma
+        self.A.value = W / (self.D * sigma)
+        self.price.value = p / (self.D * self.scale)
         return self
 
 
@@ -64,20 +76,20 @@ class TransferProblem(_TransferBase):
     def __init__(self, n_features: int, n_tasks: int) -> None:
         super().__init__(n_features, n_tasks)
         T = self.n_tasks
-        self.B = cp.Variable((T, T), nonneg=True, name="B")
-        objective = cp.sum_squares(self.V - self.V @ self.B) + self.price @ cp.sum(self.B, axis=1)
-        self.problem = cp.Problem(cp.Minimize(objective), [cp.diag(self.B) == 0])
+        self.C = cp.Variable((T, T), nonneg=True, name="C")
+        objective = cp.sum_squares(self.Y - self.A @ self.C) + self.price @ cp.sum(self.C, axis=1)
+        self.problem = cp.Problem(cp.Minimize(objective), [cp.diag(self.C) == 0])
         self._finish_build()
 
     def objective_at(self, B: np.ndarray) -> float:
         """The statement's objective at ``B``, in original units (for checking)."""
-        self.B.value = np.asarray(B, dtype=np.float64)
+        self.C.value = self.D[:, None] * np.asarray(B, dtype=np.float64)
         return float(self.scale * self.problem.objective.value)
 
     def _solution(self) -> np.ndarray:
         # The solver's B is feasible up to its tolerance; return the exactly feasible
         # projection (the entries it changes are of the order of the tolerance).
-        B = np.maximum(self.B.value, 0.0)
+        B = np.maximum(self.C.value, 0.0) / self.D[:, None]
         np.fill_diagonal(B, 0.0)
         return B
 
@@ -102,17 +114,17 @@ class TransferColumnProblem(_TransferBase):
         if not 0 <= task < self.n_tasks:
             raise ValueError(f"task must be in 0..{self.n_tasks - 1}, got {task}")
         self.task = int(task)
-        self.b = cp.Variable(self.n_tasks, nonneg=True, name="b")
-        objective = cp.sum_squares(self.V[:, self.task] - self.V @ self.b) + self.price @ self.b
-        self.problem = cp.Problem(cp.Minimize(objective), [self.b[self.task] == 0])
+        self.c = cp.Variable(self.n_tasks, nonneg=True, name="c")
+        objective = cp.sum_squares(self.Y[:, self.task] - self.A @ self.c) + self.price @ self.c
+        self.problem = cp.Problem(cp.Minimize(objective), [self.c[self.task] == 0])
         self._finish_build()
 
     def objective_at(self, b: np.ndarray) -> float:
         """The statement's objective at ``b``, in original units (for checking)."""
-        self.b.value = np.asarray(b, dtype=np.float64)
+        self.c.value = self.D * np.asarray(b, dtype=np.float64)
         return float(self.scale * self.problem.objective.value)
 
     def _solution(self) -> np.ndarray:
-        b = np.maximum(self.b.value, 0.0)
+        b = np.maximum(self.c.value, 0.0) / self.D
         b[self.task] = 0.0
         return b
