@@ -5,10 +5,20 @@ Loss", ICML 2016.
 """
 
 from amtl_cvx.data import MultiTaskData, MultiTaskDataset
+from amtl_cvx.estimators import (
+    AMTLClassifier,
+    AMTLRegressor,
+    SingleTaskClassifier,
+    SingleTaskRegressor,
+    stack_tasks,
+    task_preprocessor,
+)
 from amtl_cvx.fit import AMTLFit, fit_alternating, fit_curriculum
 from amtl_cvx.generators import make_classification_tasks, make_regression_tasks
 from amtl_cvx.loaders import load_release_mat
+from amtl_cvx.model_selection import TaskKFold, evaluate_grid
 from amtl_cvx.objective import amtl_objective, task_losses
+from amtl_cvx.persistence import load_model, save_model
 
 __version__ = "0.1.0"
 
@@ -23,5 +33,15 @@ __all__ = [
     "load_release_mat",
     "amtl_objective",
     "task_losses",
+    "AMTLRegressor",
+    "AMTLClassifier",
+    "SingleTaskRegressor",
+    "SingleTaskClassifier",
+    "stack_tasks",
+    "task_preprocessor",
+    "TaskKFold",
+    "evaluate_grid",
+    "save_model",
+    "load_model",
     "__version__",
 ]

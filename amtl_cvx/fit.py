@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from amtl_cvx._progress import progress_bar
-from amtl_cvx._validation import check_scalar
+from amtl_cvx._validation import check_scalar, check_transfer_matrix
 from amtl_cvx.backends import make_backend
 from amtl_cvx.data import MultiTaskData
 from amtl_cvx.objective import amtl_objective, imbalance_weights, loss_weights, task_losses
@@ -91,6 +91,7 @@ def fit_alternating(
     backend: str = "fast",
     solver: str | None = None,
     W_init: np.ndarray | None = None,
+    B_init: np.ndarray | None = None,
     extrapolate: bool = True,
     progress: bool = False,
 ) -> AMTLFit:
@@ -134,6 +135,10 @@ def fit_alternating(
         The CVXPY solver (backend ``"cvxpy"`` only).
     W_init : numpy.ndarray, optional
         Starting ``W`` (d x T) instead of the single-task models.
+    B_init : numpy.ndarray, optional
+        Starting ``B`` (only with ``W_init``): the history starts at
+        ``F(W_init, B_init)`` and the first B-step is warm-started from it (a warm
+        start along a hyperparameter path).
     extrapolate : bool, default=True
         Safeguarded extrapolation between alternations (see above).
     progress : bool, default=False
@@ -150,12 +155,16 @@ def fit_alternating(
     T = data.n_tasks
     engine = make_backend(backend, data, loss, solver)
     B = np.zeros((T, T))
+    if B_init is not None and W_init is None:
+        raise ValueError("B_init needs W_init: a transfer graph is warm-started with its W")
     if W_init is None:
         W = engine.tasks(B, lam, np.ones(T), ridge, None)
     else:
         W = np.array(W_init, dtype=np.float64)
         if W.shape != (data.n_features, T) or not np.all(np.isfinite(W)):
             raise ValueError(f"W_init must be a finite array of shape ({data.n_features}, {T})")
+        if B_init is not None:
+            B = check_transfer_matrix(B_init, T, "B_init").copy()
 
     def F(W, B):
         return amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)

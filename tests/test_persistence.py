@@ -1,0 +1,209 @@
+"""Saving and loading fitted estimators: .npz + JSON, never pickle."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from amtl_cvx import make_classification_tasks, make_regression_tasks
+from amtl_cvx.estimators import (
+    AMTLClassifier,
+    AMTLRegressor,
+    SingleTaskClassifier,
+    SingleTaskRegressor,
+    stack_tasks,
+)
+from amtl_cvx.persistence import FORMAT_VERSION, load_model, save_model
+
+_SIDE_EFFECTS: list = []
+
+
+def _record(*args):
+    _SIDE_EFFECTS.append(args)
+    return "unpickled!"
+
+
+class _Trap:
+    """An object whose unpickling has a visible side effect."""
+
+    def __reduce__(self):
+        return (_record, ("trap",))
+
+
+@pytest.fixture(scope="module")
+def reg_xy():
+    ds = make_regression_tasks(n_tasks=4, n_features=4, n_sources=2, random_state=0)
+    return stack_tasks(ds.train) + stack_tasks(ds.test)
+
+
+@pytest.fixture(scope="module")
+def clf_xy():
+    ds = make_classification_tasks(n_tasks=4, n_features=4, n_sources=2, random_state=0)
+    return stack_tasks(ds.train) + stack_tasks(ds.test)
+
+
+def _assert_same_model(a, b, X):
+    assert type(a) is type(b)
+    assert a.get_params() == b.get_params()
+    for name in ("coef_", "intercept_", "transfer_matrix_", "objective_history_", "order_",
+                 "imbalance_weights_", "tasks_"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in ("n_iter_", "n_tasks_", "n_features_in_", "objective_", "converged_"):
+        assert getattr(a, name) == getattr(b, name), name
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AMTLRegressor(lam=0.1, mu=1.0, s=2.0, sigma=0.5),
+        lambda: AMTLRegressor(lam=0.1, mu=1.0, algorithm="curriculum", fit_intercept=False, random_state=3),
+        lambda: SingleTaskRegressor(lam=0.1),
+    ],
+)
+def test_regressor_round_trip(tmp_path, reg_xy, make):
+    X, y, Xt, _ = reg_xy
+    model = make().fit(X, y)
+    path = save_model(model, tmp_path / "model.amtl")  # the name is kept as given
+    assert path == tmp_path / "model.amtl" and path.is_file()
+    loaded = load_model(path)
+    _assert_same_model(model, loaded, Xt)
+
+
+@pytest.mark.parametrize("cls", [AMTLClassifier, SingleTaskClassifier])
+def test_classifier_round_trip(tmp_path, clf_xy, cls):
+    X, y, Xt, _ = clf_xy
+    labels = np.where(y > 0, "yes", "no")
+    model = cls(lam=0.05).fit(X, labels)
+    loaded = load_model(save_model(model, tmp_path / "c.npz"))
+    _assert_same_model(model, loaded, Xt)
+    np.testing.assert_array_equal(loaded.classes_, ["no", "yes"])
+    np.testing.assert_array_equal(model.predict_proba(Xt), loaded.predict_proba(Xt))
+
+
+def test_shared_rows_layouts_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    Y = X @ rng.standard_normal((4, 3))
+    reg = AMTLRegressor(lam=0.01, task_column=None).fit(X, Y)
+    loaded = load_model(save_model(reg, tmp_path / "r.npz"))
+    assert loaded.predict(X).shape == (60, 3)
+    np.testing.assert_array_equal(reg.predict(X), loaded.predict(X))
+    labels = np.argmax(Y, axis=1)
+    ova = AMTLClassifier(lam=0.01, task_column=None).fit(X, labels)
+    loaded = load_model(save_model(ova, tmp_path / "o.npz"))
+    np.testing.assert_array_equal(ova.decision_function(X), loaded.decision_function(X))
+
+
+def test_dataframe_feature_names_round_trip(tmp_path, reg_xy):
+    pd = pytest.importorskip("pandas")
+    X, y, _, _ = reg_xy
+    df = pd.DataFrame(X, columns=["task"] + [f"f{i}" for i in range(X.shape[1] - 1)])
+    model = AMTLRegressor(lam=0.1, task_column="task").fit(df, y)
+    loaded = load_model(save_model(model, tmp_path / "df.npz"))
+    np.testing.assert_array_equal(loaded.feature_names_in_, model.feature_names_in_)
+    np.testing.assert_array_equal(loaded.predict(df), model.predict(df))
+
+
+def test_the_file_holds_no_pickle(tmp_path, reg_xy):
+    X, y, _, _ = reg_xy
+    path = save_model(AMTLRegressor(lam=0.1).fit(X, y), tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as npz:  # every entry reads without pickle
+        meta = json.loads(str(npz["__amtl_cvx_model__"]))
+        for key in npz.files:
+            assert not npz[key].dtype.hasobject
+    assert meta["format"] == "amtl-cvx-model" and meta["format_version"] == FORMAT_VERSION
+    assert meta["estimator"] == "AMTLRegressor" and meta["params"]["lam"] == 0.1
+
+
+def test_cannot_save_unfitted_or_unserialisable(tmp_path, reg_xy):
+    X, y, _, _ = reg_xy
+    with pytest.raises(NotFittedError):
+        save_model(AMTLRegressor(), tmp_path / "x.npz")
+    model = AMTLRegressor(random_state=np.random.RandomState(0)).fit(X, y)
+    with pytest.raises(ValueError, match="random_state"):
+        save_model(model, tmp_path / "x.npz")
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        save_model(object(), tmp_path / "x.npz")
+
+
+def _write_npz(path, meta=None, **arrays):
+    if meta is not None:
+        arrays["__amtl_cvx_model__"] = np.array(json.dumps(meta))
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+@pytest.fixture
+def saved(tmp_path, reg_xy):
+    X, y, _, _ = reg_xy
+    path = save_model(AMTLRegressor(lam=0.1).fit(X, y), tmp_path / "good.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays.pop("__amtl_cvx_model__")))
+    return meta, arrays
+
+
+def test_not_a_model_files(tmp_path, saved):
+    meta, arrays = saved
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="is not an amtl-cvx model file: it is not an .npz"):
+        load_model(text)
+    npy = tmp_path / "array.npy"
+    np.save(npy, np.arange(3))
+    with pytest.raises(ValueError, match="not an amtl-cvx model"):
+        load_model(npy)
+    pkl = tmp_path / "model.pkl"
+    pkl.write_bytes(pickle.dumps({"coef_": np.zeros(3)}))
+    with pytest.raises(ValueError, match="not an amtl-cvx model"):
+        load_model(pkl)
+    with pytest.raises(ValueError, match="no '__amtl_cvx_model__' metadata"):
+        load_model(_write_npz(tmp_path / "plain.npz", W=np.zeros((3, 2))))
+    with pytest.raises(ValueError, match="format marker"):
+        load_model(_write_npz(tmp_path / "m1.npz", {**meta, "format": "other"}, **arrays))
+    with pytest.raises(ValueError, match="unknown estimator 'os.system'"):
+        load_model(_write_npz(tmp_path / "m2.npz", {**meta, "estimator": "os.system"}, **arrays))
+    with pytest.raises(ValueError, match="missing array 'coef_'"):
+        rest = {k: v for k, v in arrays.items() if k != "coef_"}
+        load_model(_write_npz(tmp_path / "m3.npz", meta, **rest))
+    with pytest.raises(ValueError, match="transfer_matrix_ has shape"):
+        load_model(_write_npz(tmp_path / "m4.npz", meta, **{**arrays, "transfer_matrix_": np.zeros((2, 2))}))
+    with pytest.raises(ValueError, match="parameters do not match"):
+        load_model(_write_npz(tmp_path / "m5.npz", {**meta, "params": {"alpha": 1}}, **arrays))
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes((tmp_path / "m1.npz").read_bytes()[:200])
+    with pytest.raises(ValueError, match="not an amtl-cvx model"):
+        load_model(broken)
+    with pytest.raises(ValueError, match="is not a file"):
+        load_model(tmp_path / "missing.npz")
+
+
+def test_newer_format_version_is_refused(tmp_path, saved):
+    meta, arrays = saved
+    path = _write_npz(tmp_path / "future.npz", {**meta, "format_version": FORMAT_VERSION + 1}, **arrays)
+    with pytest.raises(ValueError, match=f"format version {FORMAT_VERSION + 1}.*upgrade"):
+        load_model(path)
+
+
+def test_pickled_content_is_never_unpickled(tmp_path, saved):
+    meta, arrays = saved
+    _SIDE_EFFECTS.clear()
+    trap = np.array([_Trap()], dtype=object)
+    # the trap as the metadata entry, and as an array entry next to valid metadata
+    path1 = tmp_path / "trap1.npz"
+    with open(path1, "wb") as fh:
+        np.savez(fh, __amtl_cvx_model__=trap, **arrays)
+    path2 = _write_npz(tmp_path / "trap2.npz", meta, **{**arrays, "coef_": trap})
+    for path in (path1, path2):
+        with zipfile.ZipFile(path) as zf:  # the file really does hold a pickle
+            assert any(b"_record" in zf.read(n) for n in zf.namelist())
+        with pytest.raises(ValueError, match="not an amtl-cvx model.*without pickle"):
+            load_model(path)
+    assert _SIDE_EFFECTS == []
