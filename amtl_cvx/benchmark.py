@@ -46,6 +46,7 @@ __all__ = [
     "BENCH_SOLVERS",
     "BENCH_COLUMNS",
     "FIT_COLUMNS",
+    "MEMORY_EXPONENT_FLOOR",
     "BenchInstance",
     "make_bench_instance",
     "run_benchmark",
@@ -74,6 +75,7 @@ BENCH_COLUMNS = (
     "solve_time",
     "total_time",
     "wall_time",
+    "peak_memory_mb",
     "ratio",
     "objective",
     "rel_gap",
@@ -234,6 +236,76 @@ def _check_names(values: Any, name: str, allowed: Sequence[str], upper: bool = F
     return list(dict.fromkeys(values))
 
 
+# --------------------------------------------------------------------------- memory
+
+
+def _proc_status_bytes(key: str) -> int | None:
+    """``VmRSS`` / ``VmHWM`` of this process from ``/proc/self/status`` (Linux), in bytes."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _memory_mark() -> int | None:
+    """Reset the process's peak resident set (Linux ``clear_refs``); return the current one.
+
+    ``None`` when the platform does not support it (the memory rule is then inactive).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return None
+    return _proc_status_bytes("VmRSS")
+
+
+def _memory_peak_since(mark: int | None) -> float:
+    """Peak resident-set growth (bytes) since :func:`_memory_mark`, NaN if unknown."""
+    if mark is None:
+        return _NAN
+    peak = _proc_status_bytes("VmHWM")
+    return _NAN if peak is None else float(max(0, peak - mark))
+
+
+def _available_memory() -> float:
+    """Available physical memory in bytes (``MemAvailable``), ``inf`` if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return math.inf
+
+
+#: Smallest growth exponent ``k`` assumed when predicting memory ``~ T**k``.
+MEMORY_EXPONENT_FLOOR = 3.0
+_MEMORY_FIT_FLOOR = 50e6  # measurements below this are too noisy to fit an exponent
+
+
+def _predict_memory(history: list[tuple[int, float]], T: int) -> float:
+    """Predict peak memory at ``T`` from ``[(T_i, memory_i), ...]`` (increasing T_i)."""
+    known = [(t, m) for t, m in history if math.isfinite(m)]
+    if not known:
+        return _NAN
+    T1, m1 = known[-1]
+    k = MEMORY_EXPONENT_FLOOR
+    if len(known) >= 2:
+        T0, m0 = known[-2]
+        if m0 >= _MEMORY_FIT_FLOOR and m1 >= _MEMORY_FIT_FLOOR and T1 > T0:
+            k = max(k, math.log(m1 / m0) / math.log(T1 / T0))
+    return max(m1, _MEMORY_FIT_FLOOR) * (T / T1) ** k
+
+
 # --------------------------------------------------------------------------- timing
 
 
@@ -257,7 +329,9 @@ def _time_fast(inst: BenchInstance, step: str, repeat: int, tol: float) -> dict[
         )
         return t1 - t0, time.perf_counter() - t1, res
 
+    mark = _memory_mark()
     run()  # warm-up
+    memory = _memory_peak_since(mark)
     compile_times, solve_times, totals = [], [], []
     res = None
     for _ in range(repeat):
@@ -271,6 +345,7 @@ def _time_fast(inst: BenchInstance, step: str, repeat: int, tol: float) -> dict[
         "solve_time": statistics.median(solve_times),
         "total_time": statistics.median(totals),
         "wall_time": statistics.median(totals),
+        "peak_memory": memory,
         "solution": np.asarray(res.solution, dtype=np.float64),
         "status": f"{verdict} (certificate {res.certificate:.1e}, {res.n_iter} iterations)",
     }
@@ -283,6 +358,7 @@ def _time_cvxpy(inst: BenchInstance, step: str, solver: str) -> dict[str, Any]:
     from amtl_cvx.exact import ExactSolveError
     from amtl_cvx.problems import TasksProblem, TransferProblem
 
+    mark = _memory_mark()
     t0 = time.perf_counter()
     try:
         if step == "bstep":
@@ -297,9 +373,10 @@ def _time_cvxpy(inst: BenchInstance, step: str, solver: str) -> dict[str, Any]:
         result = problem.solve(solver)
     except (ExactSolveError, cp.error.SolverError, MemoryError) as exc:
         message = str(exc) or type(exc).__name__
+        wall = time.perf_counter() - t0
         return {
             "compile_time": _NAN, "solve_time": _NAN, "total_time": _NAN,
-            "wall_time": time.perf_counter() - t0, "solution": None,
+            "wall_time": wall, "peak_memory": _memory_peak_since(mark), "solution": None,
             "status": f"failed: {message}",
         }
     wall = time.perf_counter() - t0
@@ -309,6 +386,7 @@ def _time_cvxpy(inst: BenchInstance, step: str, solver: str) -> dict[str, Any]:
         "solve_time": result.stats.solve_time,
         "total_time": compile_time + result.stats.solve_time,
         "wall_time": wall,
+        "peak_memory": _memory_peak_since(mark),
         "solution": np.asarray(result.solution, dtype=np.float64),
         "status": result.stats.status,
     }
@@ -322,6 +400,15 @@ def _objective(inst: BenchInstance, step: str, solution: np.ndarray | None) -> f
     return wstep_objective(solution, inst.B, inst.data, lam=inst.lam, weights=inst.weights, loss="squared")
 
 
+def _warm_up_cvxpy(steps: Sequence[str], solvers: Sequence[str]) -> None:
+    """Solve a tiny instance once per step and solver: first-call costs (imports, caches)
+    are then not charged to the first timed size."""
+    inst = make_bench_instance(3, 2)
+    for step in steps:
+        for solver in solvers:
+            _time_cvxpy(inst, step, solver)
+
+
 def run_benchmark(
     T_values: Iterable[int] = DEFAULT_T_VALUES,
     d_values: Iterable[int] = DEFAULT_D_VALUES,
@@ -329,6 +416,7 @@ def run_benchmark(
     steps: Sequence[str] = BENCH_STEPS,
     solvers: Sequence[str] = BENCH_SOLVERS,
     time_limit: float = 30.0,
+    memory_limit_gb: float | None = None,
     repeat: int = 3,
     lam: float = 1.0,
     mu: float = 0.1,
@@ -353,15 +441,28 @@ def run_benchmark(
       construction of the statement object plus setting its parameters plus CVXPY's
       compilation (``ExactResult.stats.compile_time``), ``solve_time`` the time reported
       by the solver (``stats.solve_time``), ``total_time`` their sum and ``wall_time``
-      the wall clock of the whole call.
+      the wall clock of the whole call. Each solver first solves a tiny instance once,
+      untimed, so that import and first-call costs are not charged to the first size.
 
-    **Skip rule.** Once one solve of a CVXPY backend takes longer than ``time_limit``
-    seconds of wall time (``wall_time > time_limit``, failed solves included) for a given
-    step and ``d``, that backend is not run at any larger ``T`` of the same step and
-    ``d``; those rows are recorded with status ``"skipped: ..."`` and NaN times. The
-    solve that crossed the limit is run to its end (an in-process solve cannot be
-    interrupted), so one solve may take much longer than ``time_limit``. With
-    ``time_limit=0`` every CVXPY backend runs at the smallest ``T`` only.
+    **Skip rules**, applied per step, ``d`` and CVXPY backend as ``T`` increases; a
+    skipped backend is not run at that ``T`` nor at any larger ``T`` of the same step
+    and ``d``, and its rows have status ``"skipped: <reason>"`` and NaN values.
+
+    1. *Time*: once one solve takes longer than ``time_limit`` seconds of wall time
+       (``wall_time > time_limit``, failed solves included), the backend is skipped at
+       every larger ``T``. The solve that crosses the limit runs to its end (an
+       in-process solve cannot be interrupted), so it may take much longer than
+       ``time_limit``. With ``time_limit=0`` every CVXPY backend runs at the smallest
+       ``T`` only.
+    2. *Memory*: the peak growth of the process's resident memory during each solve is
+       recorded (``peak_memory_mb``; Linux only, elsewhere NaN and this rule is off).
+       Before a larger ``T`` it is predicted as ``m_prev * (T / T_prev)**k``, with ``k``
+       the growth exponent measured between the two previous sizes but at least
+       :data:`MEMORY_EXPONENT_FLOOR` (3); if the prediction exceeds
+       ``memory_limit_gb``, the backend is skipped (its smallest ``T`` always runs). This guards the process against
+       the out-of-memory killer: CVXPY's cone form for ECOS grows like ``T**3`` to
+       ``T**4`` (measured, ``d = 20``: the B-step took 5.3 GB at ``T = 200``, the W-step
+       2.3 GB at ``T = 50``) while solving in well under ``time_limit``.
 
     Parameters
     ----------
@@ -373,7 +474,10 @@ def run_benchmark(
     solvers : sequence of {"OSQP", "ECOS", "CLARABEL"}, default all three
         A solver not installed gives rows with status ``"n/a (not installed)"``.
     time_limit : float, default=30.0
-        Seconds; see the skip rule. ``>= 0``; ``float("inf")`` never skips.
+        Seconds; see the skip rules. ``>= 0``; ``float("inf")`` never skips.
+    memory_limit_gb : float, optional
+        Gigabytes; see the skip rules. Default: half the memory available when the
+        benchmark starts. ``float("inf")`` disables the memory rule.
     repeat : int, default=3
         Timed runs of the fast solver (after one warm-up); the median is reported.
     lam : float, default=1.0
@@ -391,13 +495,14 @@ def run_benchmark(
     -------
     list of dict
         One row per (step, T, d, backend), keys :data:`BENCH_COLUMNS`: ``backend`` is
-        ``"fast"`` or ``"cvxpy-<SOLVER>"``; ``ratio = total_time / total_time of fast``
-        (1 for the fast row); ``objective`` is the numpy objective
-        (:func:`amtl_cvx.objective.bstep_objective` /
+        ``"fast"`` or ``"cvxpy-<SOLVER>"``; times in seconds; ``peak_memory_mb`` (see
+        the skip rules; for the fast solver, during its warm-up run);
+        ``ratio = total_time / total_time of fast`` (1 for the fast row); ``objective``
+        is the numpy objective (:func:`amtl_cvx.objective.bstep_objective` /
         :func:`~amtl_cvx.objective.wstep_objective`) at the backend's solution;
         ``rel_gap = (objective - objective_fast) / max(1, |objective_fast|)``;
         ``status`` the fast solver's convergence, the CVXPY status (``"optimal"``),
-        ``"failed: <message>"`` or ``"skipped: <reason>"``.
+        ``"failed: <message>"``, ``"skipped: <reason>"`` or ``"n/a (not installed)"``.
 
     Raises
     ------
@@ -412,6 +517,15 @@ def run_benchmark(
     solvers = _check_names(solvers, "solvers", CVXPY_SOLVERS, upper=True)
     if isinstance(time_limit, bool) or not isinstance(time_limit, Real) or math.isnan(time_limit) or time_limit < 0:
         raise ValueError(f"time_limit must be a number >= 0, got {time_limit!r}")
+    if memory_limit_gb is None:
+        memory_limit = 0.5 * _available_memory()
+    elif (
+        isinstance(memory_limit_gb, bool) or not isinstance(memory_limit_gb, Real)
+        or math.isnan(memory_limit_gb) or memory_limit_gb <= 0
+    ):
+        raise ValueError(f"memory_limit_gb must be a number > 0 or None, got {memory_limit_gb!r}")
+    else:
+        memory_limit = float(memory_limit_gb) * 1e9
     repeat = _check_int(repeat, "repeat", 1)
     lam = check_scalar(lam, "lam", strict=True)
     mu = check_scalar(mu, "mu")
@@ -419,10 +533,16 @@ def run_benchmark(
     if progress is not None and not callable(progress):
         raise ValueError("progress must be a callable taking one string, or None")
     installed = set(available_solvers())
+    runnable = [s for s in solvers if s in installed]
+    if runnable:
+        _say(progress, "warming up the CVXPY solvers")
+        _warm_up_cvxpy(steps, runnable)
 
     rows: list[dict[str, Any]] = []
     # (step, d, solver) -> reason it is skipped at larger T
     skipped: dict[tuple[str, int, str], str] = {}
+    # (step, d, solver) -> [(T, peak memory in bytes), ...]
+    memory: dict[tuple[str, int, str], list[tuple[int, float]]] = {}
     for d in d_values:
         for T in T_values:
             _say(progress, f"T={T} d={d}: generating the instance")
@@ -438,12 +558,21 @@ def run_benchmark(
                 for solver in solvers:
                     backend = f"cvxpy-{solver}"
                     key = (step, d, solver)
+                    predicted = _predict_memory(memory.get(key, []), T)
                     if solver not in installed:
                         out = _empty("n/a (not installed)")
                     elif key in skipped:
                         out = _empty(f"skipped: {skipped[key]}")
+                    elif predicted > memory_limit:
+                        T_prev, m_prev = memory[key][-1]
+                        skipped[key] = (
+                            f"predicted memory {predicted / 1e9:.3g} GB > memory limit "
+                            f"{memory_limit / 1e9:.3g} GB at T={T} ({m_prev / 1e9:.3g} GB at T={T_prev})"
+                        )
+                        out = _empty(f"skipped: {skipped[key]}")
                     else:
                         out = _time_cvxpy(inst, step, solver)
+                        memory.setdefault(key, []).append((T, out["peak_memory"]))
                         if out["wall_time"] > time_limit:
                             skipped[key] = (
                                 f"{backend} took {out['wall_time']:.3g} s > time_limit "
@@ -462,6 +591,7 @@ def run_benchmark(
                         "solve_time": out["solve_time"],
                         "total_time": out["total_time"],
                         "wall_time": out["wall_time"],
+                        "peak_memory_mb": out["peak_memory"] / 1e6,
                         "ratio": out["total_time"] / ref if ref > 0 else _NAN,
                         "objective": obj,
                         "rel_gap": _rel_gap(obj, obj_fast),
@@ -473,7 +603,7 @@ def run_benchmark(
 def _empty(status: str) -> dict[str, Any]:
     return {
         "compile_time": _NAN, "solve_time": _NAN, "total_time": _NAN, "wall_time": _NAN,
-        "solution": None, "status": status,
+        "peak_memory": _NAN, "solution": None, "status": status,
     }
 
 
@@ -514,12 +644,16 @@ def run_fit_benchmark(
     Each is fitted by :func:`amtl_cvx.fit_alternating` (squared loss, ``ridge = 0``,
     ``max_iter``, ``tol``) with both backends, from the same single-task start.
 
-    Cost: Algorithm 1 converges slowly (measured with the fast backend at ``tol = 1e-6``:
-    469 alternations on the release data, 468 on the default 200-task problem), so the
-    default ``max_iter`` (1000) is high enough to reach convergence, and the CVXPY fit of
-    the 200-task problem (a 40,000-variable B-step QP per alternation) takes a long time;
-    lower ``max_iter`` or ``n_tasks`` for a quick run (``converged`` tells whether the
-    stopping test was met).
+    Cost (measured on 2 cores, ``tol = 1e-6``, :func:`~amtl_cvx.fit_alternating`'s
+    default extrapolation): the fast backend converges in 89 alternations on the release
+    data and in 463 (about 2 minutes) on the default 200-task problem, so the default
+    ``max_iter`` (1000) reaches convergence. The CVXPY fit of the 200-task problem (a
+    40,000-variable B-step QP per alternation) is far slower: about 90 s per alternation
+    with the automatic solver ladder (OSQP stalls on these B-steps before Clarabel takes
+    over), i.e. hours to convergence, and about 5 s with ``solver="CLARABEL"``. Lower
+    ``max_iter`` or ``n_tasks`` for a quick run: ``converged`` tells whether the stopping
+    test was met and ``time_per_iter`` compares the backends' cost per alternation
+    either way.
 
     Parameters
     ----------

@@ -1,7 +1,9 @@
 """The ``amtl-cvx`` command line.
 
-``amtl-cvx demo``  fit single-task and AMTL models on a generated planted-graph problem.
-``amtl-cvx fit``   fit AMTL on a ``.mat`` file in the original release's layout.
+``amtl-cvx demo``    fit single-task and AMTL models on a generated planted-graph problem.
+``amtl-cvx fit``     fit AMTL on a ``.mat`` file in the original release's layout.
+``amtl-cvx verify``  solve one subproblem with the fast solver and every CVXPY backend.
+``amtl-cvx bench``   time the fast solvers against the CVXPY backends.
 """
 
 from __future__ import annotations
@@ -119,6 +121,69 @@ def _fit(args) -> int:
     return 0
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _verify(args) -> int:
+    from amtl_cvx.generators import make_classification_tasks, make_regression_tasks
+    from amtl_cvx.loaders import load_release_mat
+    from amtl_cvx.verification import format_table, run_verification
+
+    if args.path:
+        dataset = load_release_mat(args.path)
+        where = args.path
+    else:
+        make = make_regression_tasks if args.loss == "squared" else make_classification_tasks
+        dataset = make(n_tasks=args.tasks, n_features=args.features, random_state=args.seed)
+        where = f"generated {args.loss} problem, T = {args.tasks}, d = {args.features}, seed {args.seed}"
+    steps = args.step if args.step != "all" else ("bstep", "wstep", "curriculum")
+    if isinstance(steps, str):
+        steps = (steps,)
+    print(f"{where}; lam = {args.lam}, mu = {args.mu}, ridge = {args.ridge}")
+    rows = run_verification(dataset, steps=steps, lam=args.lam, mu=args.mu, ridge=args.ridge,
+                            progress=(lambda msg: print(msg, file=sys.stderr)) if args.progress else None)
+    print(format_table(rows))
+    return 0
+
+
+def _bench(args) -> int:
+    from amtl_cvx.benchmark import (
+        format_benchmark_table,
+        format_fit_table,
+        run_benchmark,
+        run_fit_benchmark,
+        write_csv,
+        write_json,
+    )
+
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    rows = []
+    if not args.fit_only:
+        rows = run_benchmark(args.tasks, args.features, steps=args.steps, time_limit=args.time_limit,
+                             repeat=args.repeat, progress=say)
+        print(format_benchmark_table(rows))
+    fit_rows = []
+    if args.fit or args.fit_only:
+        fit_rows = run_fit_benchmark(args.mat, n_tasks=args.fit_tasks, solver=args.fit_solver,
+                                     max_iter=args.fit_max_iter, progress=say)
+        print(format_fit_table(fit_rows))
+    out = Path(args.output)
+    if rows:
+        print(f"rows written to {write_csv(rows, out.with_suffix('.csv'))} and {write_json(rows, out.with_suffix('.json'))}")
+    if fit_rows:
+        stem = out.with_name(out.stem + "_fit")
+        print(f"fit rows written to {write_csv(fit_rows, stem.with_suffix('.csv'))} and "
+              f"{write_json(fit_rows, stem.with_suffix('.json'))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amtl-cvx", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,6 +205,38 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--no-bias", action="store_true", help="do not append a bias column")
     _add_fit_options(fit)
     fit.set_defaults(func=_fit)
+
+    verify = sub.add_parser("verify", help="fast solver vs every CVXPY backend on one subproblem")
+    verify.add_argument("path", nargs="?", default=None, help="a release .mat file (default: generated)")
+    verify.add_argument("--step", choices=("bstep", "wstep", "curriculum", "all"), default="all")
+    verify.add_argument("--loss", choices=("squared", "logistic"), default="squared",
+                        help="loss of the generated problem")
+    verify.add_argument("--tasks", type=int, default=30)
+    verify.add_argument("--features", type=int, default=10)
+    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--lam", type=float, default=1.0)
+    verify.add_argument("--mu", type=float, default=0.1)
+    verify.add_argument("--ridge", type=float, default=0.0)
+    verify.add_argument("--progress", action="store_true")
+    verify.set_defaults(func=_verify)
+
+    bench = sub.add_parser("bench", help="time the fast solvers against CVXPY (OSQP, ECOS, Clarabel)")
+    bench.add_argument("--tasks", type=_ints, default=[10, 50, 100, 200, 500, 1000, 2000],
+                       help="T values, comma-separated")
+    bench.add_argument("--features", type=_ints, default=[20, 100], help="d values, comma-separated")
+    bench.add_argument("--steps", nargs="+", choices=("bstep", "wstep"), default=["bstep", "wstep"])
+    bench.add_argument("--time-limit", type=float, default=30.0,
+                       help="skip a CVXPY backend at larger T once one solve exceeds this (s)")
+    bench.add_argument("--repeat", type=int, default=3, help="fast-solver repetitions (median)")
+    bench.add_argument("--fit", action="store_true", help="also time full AMTL fits (Algorithm 1)")
+    bench.add_argument("--fit-only", action="store_true", help="only the full-fit benchmark")
+    bench.add_argument("--mat", default=None, help="synthetic_dataset.mat for the full-fit benchmark")
+    bench.add_argument("--fit-tasks", type=int, default=200, help="tasks of the generated fit problem")
+    bench.add_argument("--fit-solver", default=None, help="CVXPY solver of the full-fit benchmark")
+    bench.add_argument("--fit-max-iter", type=int, default=1000)
+    bench.add_argument("--output", "-o", default="amtl_bench",
+                       help="stem of the CSV and JSON files written (default ./amtl_bench)")
+    bench.set_defaults(func=_bench)
     return parser
 
 

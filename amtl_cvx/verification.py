@@ -58,6 +58,7 @@ __all__ = [
     "verify_instance",
     "run_verification",
     "format_table",
+    "render_table",
 ]
 
 #: The subproblems that can be verified.

@@ -13,16 +13,18 @@ with gradient ``2 lam (G b - G[:, t]) + p`` and ``G = W' W``.
 
 Algorithm
 ---------
-Cold start (no ``B0``, ``T <= 3000``): a Lawson-Hanson active-set method run for all ``T`` columns
+For ``T <= 3000``: a Lawson-Hanson active-set method run for all ``T`` columns
 at once, which prices *every* coordinate of every active column at each pivot with one
 matrix product ``R' W`` (``R = W - W B`` restricted to the active columns, ``d x n``), so
 the number of pivots is about the support size plus the drops (tens), each costing a
-BLAS-3 product and batched ``min(d, T-1)``-sized updates of ``inv(H_PP)``. The supports
-are then polished by a fresh batched solve and certified by one pricing pass. Columns
-it cannot finish (a degenerate swap, the pivot cap), or a certificate above
-``tol / 2``, hand over to the method below, warm-started from its support.
+BLAS-3 product and batched ``min(d, T-1)``-sized updates of ``inv(H_PP)``. A warm start
+``B0`` fills the passive sets with its supports (from the previous B-step of an
+alternation, typically a few pivots remain). The supports are then polished by a
+fresh batched solve and certified by one pricing pass. Columns it cannot finish (a
+degenerate swap, the pivot cap), or a certificate above ``tol / 2``, hand over to the
+method below, warm-started from its support.
 
-Warm start (``B0``) and hand-over: a working-set (column-generation) method with an
+For ``T > 3000`` and on hand-over: a working-set (column-generation) method with an
 exact active-set core, vectorised across columns:
 
 1. *Pricing pass* (the only place where all ``T`` coordinates of a column are looked
@@ -73,10 +75,10 @@ _SCHUR_REL = 1e-8
 _EIG_REL = 1e-11
 # Target number of float64 entries of the temporary arrays (about 32 MB).
 _BLOCK_ENTRIES = 4_000_000
-# Largest T for which a cold solve uses the full-pricing Lawson-Hanson method (its
-# pricing costs O(d T^2) per pivot); beyond it the working-set method is faster
-# (measured at d = 20: 40 s against 28 s at T = 10,000).
-_COLD_MAX_T = 3000
+# Largest T for which the full-pricing Lawson-Hanson method is used (its pricing costs
+# O(d T^2) per pivot); beyond it the working-set method is faster (measured at
+# d = 20: 40 s against 28 s for a cold solve at T = 10,000).
+_FULL_PRICING_MAX_T = 3000
 
 
 # --------------------------------------------------------------------------------------
@@ -494,8 +496,16 @@ def _lh_batch(
 # --------------------------------------------------------------------------------------
 # cold start: batched Lawson-Hanson with full pricing at every pivot
 # --------------------------------------------------------------------------------------
-def _lh_full(W, p, lam, thr, schur_rel=_SCHUR_REL, maxit=None):
-    """Cold start: batched Lawson-Hanson over *all* coordinates, priced at every pivot.
+def _lh_full(
+    W: np.ndarray,
+    p: np.ndarray,
+    lam: float,
+    thr: float,
+    B0: np.ndarray | None = None,
+    schur_rel: float = _SCHUR_REL,
+    maxit: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, list[float]]:
+    """Batched Lawson-Hanson over *all* coordinates, priced at every pivot.
 
     Column t solves ``min 1/2 x'Hx - c'x, x >= 0, x_t = 0`` with ``H = 2 lam W'W`` and
     ``c = 2 lam W'w_t - p`` (gradient units). Every pivot prices all ``T``
@@ -503,19 +513,26 @@ def _lh_full(W, p, lam, thr, schur_rel=_SCHUR_REL, maxit=None):
     no working set can miss a coordinate and no rounds are needed; the passive sets
     live in ``min(d, T - 1)`` slots with ``inv(H_PP)`` updated by bordering and
     downdating, and a dependent violator enters along the zero-curvature direction.
-    Returns ``(pos, xs, on, fail, steps, hist)``; ``fail`` marks columns left to the
-    working-set method, ``hist`` the largest violation priced at each step.
+    ``B0`` (optional) warm-starts the passive sets with its supports (a column whose
+    support is too large or numerically singular starts empty).
+    Returns ``(pos, xs, on, fail, pivots, hist)``; ``fail`` marks columns left to the
+    working-set method, ``pivots`` counts the steps in which a coordinate entered and
+    ``hist`` the largest violation priced at each of them.
     """
     d, T = W.shape
     S = max(1, min(d, T - 1))
     n = T
-    cols = np.arange(T)
     sq = 2.0 * lam * np.einsum("dt,dt->t", W, W)  # H_jj
     Minv = np.broadcast_to(np.eye(S), (n, S, S)).copy()
-    on = np.zeros((n, S), bool); pos = np.zeros((n, S), np.intp)
-    xs = np.zeros((n, S)); cs = np.zeros((n, S))
-    need_add = np.ones(n, bool); done = np.zeros(n, bool); fail = np.zeros(n, bool)
-    ar_all = np.arange(n)
+    on = np.zeros((n, S), bool)
+    pos = np.zeros((n, S), np.intp)
+    xs = np.zeros((n, S))
+    cs = np.zeros((n, S))
+    need_add = np.ones(n, bool)
+    done = np.zeros(n, bool)
+    fail = np.zeros(n, bool)
+    if B0 is not None:
+        _warm_slots(W, p, lam, B0, S, Minv, on, pos, xs, cs, need_add)
     maxit = maxit or 10 * (S + 10)
     steps = 0
     hist: list[float] = []
@@ -523,7 +540,6 @@ def _lh_full(W, p, lam, thr, schur_rel=_SCHUR_REL, maxit=None):
         act = ~(done | fail)
         if not act.any():
             break
-        steps += 1
         a = np.flatnonzero(act & need_add)
         if a.size:
             Wp = W[:, pos[a]]  # d x na x S
@@ -540,11 +556,12 @@ def _lh_full(W, p, lam, thr, schur_rel=_SCHUR_REL, maxit=None):
                 viol[rr, pos[a[blk]][rr, ss]] = -np.inf
                 j[blk] = np.argmax(viol, axis=1)
                 vmax[blk] = viol[ab, j[blk]]
-            hist.append(float(max(vmax.max(), 0.0)))
             stop = ~(vmax > thr)
             done[a[stop]] = True
             a, j, Wp = a[~stop], j[~stop], Wp[:, ~stop]
             if a.size:
+                steps += 1
+                hist.append(float(vmax.max()))
                 ona = on[a]
                 gj = (2.0 * lam) * np.einsum("dns,dn->ns", Wp, W[:, j]) * ona
                 u = np.einsum("nij,nj->ni", Minv[a], gj)
@@ -614,6 +631,38 @@ def _lh_full(W, p, lam, thr, schur_rel=_SCHUR_REL, maxit=None):
                 rem[r, i] = False
     fail |= ~(done | fail)
     return pos, xs, on, fail, steps, hist
+
+def _warm_slots(W, p, lam, B0, S, Minv, on, pos, xs, cs, need_add) -> None:
+    """Fill the passive slots from the supports of ``B0`` (in place), where usable."""
+    P0 = B0 > 0
+    np.fill_diagonal(P0, False)
+    cnt = P0.sum(axis=0)
+    cand = np.flatnonzero((cnt > 0) & (cnt <= S))
+    if not cand.size:
+        return
+    Pc = P0[:, cand].T  # (nc, T)
+    order = np.argsort(~Pc, axis=1, kind="stable")[:, :S]
+    on0 = np.take_along_axis(Pc, order, axis=1)
+    Wp = np.transpose(W[:, order], (1, 2, 0)) * on0[:, :, None]  # nc x S x d
+    H = (2.0 * lam) * np.matmul(Wp, np.transpose(Wp, (0, 2, 1)))
+    H[:, np.arange(S), np.arange(S)] += ~on0
+    try:
+        Mi = np.linalg.inv(H)
+        err = np.abs(np.matmul(H, Mi) - np.eye(S)).max(axis=(1, 2))
+        good = np.isfinite(err) & (err < 1e-8)
+    except np.linalg.LinAlgError:
+        return
+    cg = cand[good]
+    if not cg.size:
+        return
+    og, o0 = order[good], on0[good]
+    Minv[cg] = Mi[good]
+    on[cg] = o0
+    pos[cg] = np.where(o0, og, 0)
+    xs[cg] = np.where(o0, B0[og, cg[:, None]], 0.0)
+    cs[cg] = np.where(o0, (2.0 * lam) * np.einsum("nsd,dn->ns", Wp[good], W[:, cg]) - p[og], 0.0)
+    need_add[cg] = False
+
 
 def _full_border(W, p, lam, Minv, on, pos, xs, cs, ra, jo, so, uo, sc):
     if not ra.size:
@@ -791,15 +840,15 @@ def _merge_ws(
     return ws, ok, xv
 
 
-def _cold_start(
-    W: np.ndarray, p: np.ndarray, lam: float, thr: float, maxit: int
+def _full_pricing_solve(
+    W: np.ndarray, p: np.ndarray, lam: float, thr: float, maxit: int, B0: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, list[float]]:
-    """Run :func:`_lh_full` and polish its supports with a fresh batched solve.
+    """Run :func:`_lh_full` (warm-started from ``B0``) and polish its supports.
 
     Returns compact ``(sup_idx, sup_x)`` (failed columns empty), the mask of failed
     columns, the number of pivot steps and the per-step largest violation.
     """
-    pos, xs, on, fail, steps, hist = _lh_full(W, p, lam, thr, maxit=maxit)
+    pos, xs, on, fail, steps, hist = _lh_full(W, p, lam, thr, B0=B0, maxit=maxit)
     ok = np.flatnonzero(~fail & on.any(axis=1))
     if ok.size:
         S = on.shape[1]
@@ -926,16 +975,17 @@ def solve_transfer(
     sup_idx = np.zeros((T, 0), dtype=np.intp)
     sup_x = np.zeros((T, 0))
 
-    if B0 is None and T <= _COLD_MAX_T:
-        # ---- cold start: full-pricing Lawson-Hanson, certified by one pricing pass
-        sup_idx, sup_x, failed, steps, hist = _cold_start(W, p, lam, thr, min(max_iter, 20 * (min(d, T - 1) + 10)))
+    if T <= _FULL_PRICING_MAX_T:
+        # ---- full-pricing Lawson-Hanson, certified by one pricing pass
+        maxit = min(max_iter, 20 * (min(d, T - 1) + 10))
+        sup_idx, sup_x, failed, steps, hist = _full_pricing_solve(W, p, lam, thr, maxit, B0)
         nb = _block_size(T)
         for start in range(0, T, nb):
             cb = all_cols[start : start + nb]
             res[cb], _, _ = _price(W, p, lam, cb, sup_idx[cb], sup_x[cb], thr, 0)
         cert = float(res.max()) / scale
         if not failed.any() and cert <= 0.5 * tol:
-            # n_iter: the pivot steps plus the certifying pricing pass
+            # n_iter: the pivots plus the certifying pricing pass
             history = [v / scale for v in hist] + [cert] if record_history else []
             return _assemble(W, p, lam, sup_idx, sup_x, steps + 1, cert, tol, history)
         # otherwise the working-set method finishes, warm-started from this support

@@ -1,0 +1,197 @@
+"""Verification of one subproblem: fast solver vs every CVXPY solver, judged by numpy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from amtl_cvx import load_release_mat, make_classification_tasks, make_regression_tasks
+from amtl_cvx.exact import ExactSolveError
+from amtl_cvx.objective import task_losses
+from amtl_cvx.verification import (
+    STEPS,
+    VERIFY_COLUMNS,
+    StepInstance,
+    format_table,
+    make_instance,
+    run_verification,
+    verify_instance,
+)
+
+GAP = 1e-7
+
+
+def _dataset(loss: str, seed: int = 3):
+    make = make_regression_tasks if loss == "squared" else make_classification_tasks
+    return make(n_tasks=6, n_features=4, n_samples=15, random_state=seed)
+
+
+@pytest.fixture(scope="module")
+def rows_by_case():
+    """Verification rows of every (loss, step) on small generated instances."""
+    out = {}
+    for loss, ridge in (("squared", 0.0), ("logistic", 0.01)):
+        ds = _dataset(loss)
+        for step in STEPS:
+            inst = make_instance(ds, step, lam=0.5, mu=0.2, ridge=ridge)
+            out[loss, step] = (inst, verify_instance(inst))
+    return out
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("step", STEPS)
+def test_backends_agree(rows_by_case, loss, step):
+    inst, rows = rows_by_case[loss, step]
+    assert [r["backend"] for r in rows] == ["fast", "cvxpy-OSQP", "cvxpy-CLARABEL", "cvxpy-ECOS"]
+    for row in rows:
+        assert tuple(row) == VERIFY_COLUMNS
+        assert row["step"] == step and row["loss"] == loss
+    fast = rows[0]
+    assert fast["status"].startswith("converged")
+    assert fast["max_abs_diff"] == 0.0
+    if step == "wstep":
+        assert fast["feasibility"] == "n/a"
+    else:
+        assert fast["feasibility"] == "exact"
+        assert fast["min_entry"] >= 0
+    if step == "bstep":
+        assert fast["max_abs_diag"] == 0.0
+    osqp = rows[1]
+    if loss == "logistic" and step != "bstep":
+        assert osqp["status"] == "n/a" and math.isnan(osqp["objective"])
+    succeeded = [r for r in rows if math.isfinite(r["objective"])]
+    assert len(succeeded) >= 2  # the fast solver and at least one exact solver
+    for row in succeeded:
+        assert 0.0 <= row["rel_gap"] <= GAP, row
+    assert min(r["rel_gap"] for r in succeeded) == 0.0
+    for row in rows[1:]:
+        if math.isfinite(row["objective"]):
+            assert row["status"] == "optimal"
+            assert row["time"] > 0
+
+
+def test_table_formats(rows_by_case):
+    rows = [r for _, rs in rows_by_case.values() for r in rs]
+    text = format_table(rows)
+    lines = text.splitlines()
+    assert len(lines) == len(rows) + 2
+    assert "rel gap" in lines[0] and "status" in lines[0]
+    for name in ("fast", "cvxpy-OSQP", "cvxpy-CLARABEL", "cvxpy-ECOS", "curriculum", "n/a"):
+        assert name in text
+    assert "nan" not in text  # NaN shows as "-"
+    with pytest.raises(ValueError, match="rows"):
+        format_table(rows[0])
+
+
+def _perturbed_transfer(monkeypatch, change):
+    import solvers.transfer as fast_transfer
+
+    real = fast_transfer.solve_transfer
+
+    def fake(W, penalty, lam, **kwargs):
+        res = real(W, penalty, lam, **kwargs)
+        B = change(np.array(res.solution))
+        return type(res)(B, res.objective, res.n_iter, res.converged, res.certificate, res.tol, res.history)
+
+    monkeypatch.setattr(fast_transfer, "solve_transfer", fake)
+
+
+def test_wrong_fast_solution_shows_a_gap(monkeypatch):
+    """The check can fail: a perturbed fast B-step is caught by the numpy objective."""
+    inst = make_instance(_dataset("squared"), "bstep", lam=0.5, mu=0.2)
+
+    def perturb(B):
+        B = B + 0.05
+        np.fill_diagonal(B, 0.0)
+        return B
+
+    _perturbed_transfer(monkeypatch, perturb)
+    rows = verify_instance(inst, solvers=["CLARABEL", "OSQP"])
+    fast, exact = rows[0], rows[1:]
+    assert fast["feasibility"] == "exact"  # still feasible, but not optimal
+    assert fast["rel_gap"] > 1e-4
+    for row in exact:
+        assert row["rel_gap"] <= GAP
+        assert row["max_abs_diff"] > 1e-3
+
+
+def test_infeasible_fast_solution_is_flagged(monkeypatch):
+    inst = make_instance(_dataset("squared"), "bstep", lam=0.5, mu=0.2)
+
+    def break_constraints(B):
+        B = B.copy()
+        B[0, 1] = -1e-3
+        B[2, 2] = 1e-3
+        return B
+
+    _perturbed_transfer(monkeypatch, break_constraints)
+    fast = verify_instance(inst, solvers=["CLARABEL"])[0]
+    assert fast["feasibility"] == "violated"
+    assert fast["min_entry"] == pytest.approx(-1e-3)
+    assert fast["max_abs_diag"] == pytest.approx(1e-3)
+
+
+def test_failed_backend_is_a_row(monkeypatch):
+    from amtl_cvx.problems import TransferProblem
+
+    inst = make_instance(_dataset("squared"), "bstep", lam=0.5, mu=0.2)
+
+    def fail(self, solver=None, **options):
+        if solver == "ECOS":
+            raise ExactSolveError("ECOS returned status 'infeasible' (injected)")
+        return original(self, solver, **options)
+
+    original = TransferProblem.solve
+    monkeypatch.setattr(TransferProblem, "solve", fail)
+    rows = verify_instance(inst)
+    ecos = rows[-1]
+    assert ecos["backend"] == "cvxpy-ECOS"
+    assert "injected" in ecos["status"]
+    assert math.isnan(ecos["objective"]) and math.isnan(ecos["rel_gap"])
+    assert all(r["rel_gap"] <= GAP for r in rows[:-1])
+    assert "injected" in format_table(rows)
+
+
+def test_instances_follow_the_recipe():
+    ds = _dataset("squared")
+    T = ds.train.n_tasks
+    b = make_instance(ds, "bstep", lam=0.5, mu=0.2)
+    assert isinstance(b, StepInstance)
+    np.testing.assert_allclose(b.penalty, 0.2 * task_losses(b.W, ds.train))
+    w = make_instance(ds, "wstep", lam=0.5, mu=0.2)
+    assert np.all(w.B >= 0) and np.all(np.diag(w.B) == 0)
+    np.testing.assert_allclose(w.weights, 1 + 0.2 * w.B.sum(axis=1))
+    c = make_instance(ds, "curriculum", lam=0.5, mu=0.2)
+    assert c.learned.sum() == T // 2 and not c.learned[c.task]
+    losses = task_losses(c.W, ds.train)
+    assert losses[c.learned].max() <= losses[c.task] <= losses[~c.learned].min()
+
+
+def test_run_verification_and_release_data(synthetic_path):
+    ds = load_release_mat(synthetic_path)
+    lines = []
+    rows = run_verification(ds, steps=["bstep"], lam=10.0, mu=0.1, solvers=["CLARABEL"], progress=lines.append)
+    assert [r["backend"] for r in rows] == ["fast", "cvxpy-CLARABEL"]
+    assert all(r["rel_gap"] <= GAP for r in rows)
+    assert lines
+
+
+def test_bad_arguments():
+    ds = _dataset("squared")
+    with pytest.raises(ValueError, match="step"):
+        make_instance(ds, "xstep")
+    with pytest.raises(ValueError, match="lam"):
+        make_instance(ds, "bstep", lam=0.0)
+    with pytest.raises(ValueError, match="dataset"):
+        make_instance([1, 2], "bstep")
+    with pytest.raises(ValueError, match="loss"):
+        make_instance(ds, "bstep", loss="hinge")
+    inst = make_instance(ds, "bstep")
+    with pytest.raises(ValueError, match="solvers"):
+        verify_instance(inst, solvers=["SCS"])
+    with pytest.raises(ValueError, match="instance"):
+        verify_instance("bstep")
+    with pytest.raises(ValueError, match="steps"):
+        run_verification(ds, steps=[])
