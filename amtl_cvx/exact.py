@@ -34,7 +34,11 @@ SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
 #: ``optimal`` on 31, Clarabel at 1e-9 on 37 and Clarabel at 1e-8 on all 40; OSQP either
 #: converges within a few thousand iterations or stalls (degenerate B-steps).
 AUTO_LADDER: dict[str, list[tuple[str, dict[str, Any]]]] = {
-    "qp": [("OSQP", {"max_iter": 50_000}), ("CLARABEL", {})],
+    "qp": [
+        ("OSQP", {"max_iter": 50_000}),
+        ("CLARABEL", {}),
+        ("CLARABEL", {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8}),
+    ],
     "exp_cone": [
         ("ECOS", {}),
         ("CLARABEL", {}),

@@ -64,7 +64,8 @@ class StatedProblem:
         solver : {"OSQP", "CLARABEL", "ECOS"} or None
             A named solver is used alone, at its tight tolerance: any status other than
             ``optimal`` raises :class:`amtl_cvx.exact.ExactSolveError`. ``None`` climbs
-            the ladder :data:`amtl_cvx.exact.AUTO_LADDER` (QPs: OSQP, then Clarabel;
+            the ladder :data:`amtl_cvx.exact.AUTO_LADDER` (QPs: OSQP, then Clarabel at
+            1e-9, then at 1e-8;
             exponential-cone logistic statements: ECOS, then Clarabel at 1e-9, then
             at 1e-8), each rung strict; the error is raised only when every rung fails.
             ``stats.tolerance`` is the tolerance certified and ``stats.note`` what failed
