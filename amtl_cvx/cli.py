@@ -4,6 +4,7 @@
 ``amtl-cvx fit``     fit AMTL on a ``.mat`` file in the original release's layout.
 ``amtl-cvx verify``  solve one subproblem with the fast solver and every CVXPY backend.
 ``amtl-cvx bench``   time the fast solvers against the CVXPY backends.
+``amtl-cvx compare`` AMTL vs single-task and multi-task networks (LBTW, GradNorm, ...).
 """
 
 from __future__ import annotations
@@ -205,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--no-bias", action="store_true", help="do not append a bias column")
     _add_fit_options(fit)
     fit.set_defaults(func=_fit)
+
+    from amtl_cvx.compare import add_compare_parser
+
+    add_compare_parser(sub)
 
     verify = sub.add_parser("verify", help="fast solver vs every CVXPY backend on one subproblem")
     verify.add_argument("path", nargs="?", default=None, help="a release .mat file (default: generated)")

@@ -1,0 +1,208 @@
+"""The numpy multi-task network: gradients, masks, early stopping, metrics, seeding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from amtl_cvx.baselines.network import (
+    MultiTaskNetwork,
+    SingleTaskNetworks,
+    average_precision,
+    roc_auc,
+    task_scores,
+)
+
+
+def _problem(seed=0, n=24, d=7, T=4):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Y = (rng.random((n, T)) < 0.4).astype(float)
+    Y[rng.random((n, T)) < 0.3] = np.nan
+    Y[:, -1] = rng.standard_normal(n)  # one regression task
+    return X, Y
+
+
+def _fd_gradient(net, X, Y, w, h=1e-6):
+    out = []
+    for p in net.get_params():
+        g = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + h
+            fp = net.objective(X, Y, w)
+            p[idx] = old - h
+            fm = net.objective(X, Y, w)
+            p[idx] = old
+            g[idx] = (fp - fm) / (2 * h)
+        out.append(g)
+    return out
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_gradient_matches_finite_differences(activation):
+    X, Y = _problem()
+    net = MultiTaskNetwork((5, 3), activation=activation, task_types=["binary"] * 3 + ["regression"],
+                           weight_decay=0.05, random_state=1).initialize(X.shape[1], Y.shape[1])
+    # nonzero biases: with zero biases a row whose relu inputs are all 0 sits exactly on the kink
+    rng = np.random.default_rng(7)
+    net.set_params([p + 0.1 * rng.standard_normal(p.shape) for p in net.get_params()])
+    w = np.array([0.3, 1.2, 0.0, 2.0])
+    analytic = net.gradient(X, Y, w)
+    numeric = _fd_gradient(net, X, Y, w)
+    for a, b in zip(analytic, numeric):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+def test_sparse_input_gives_the_same_gradient():
+    X, Y = _problem(1)
+    X = (X > 0.5).astype(float)
+    net = MultiTaskNetwork((6,), task_types=["binary"] * 3 + ["regression"], random_state=0).initialize(7, 4)
+    for a, b in zip(net.gradient(X, Y), net.gradient(sp.csr_matrix(X), Y)):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_batch_statistics_match_per_task_backprop():
+    X, Y = _problem(2)
+    T = Y.shape[1]
+    net = MultiTaskNetwork((6, 4), activation="tanh", task_types=["binary"] * 3 + ["regression"],
+                           random_state=3).initialize(X.shape[1], T)
+    st = net.batch_statistics(X, Y)
+    for t in range(T):
+        g = net.gradient(X, Y, np.eye(T)[t])
+        assert st.shared_grad_norms[t] == pytest.approx(np.linalg.norm(g[-4]), rel=1e-10)
+        np.testing.assert_allclose(st.head_grads[t], np.r_[g[-2][:, t], g[-1][t]], atol=1e-14)
+        # other heads get no gradient from task t
+        assert np.all(np.delete(g[-2], t, axis=1) == 0)
+    assert st.counts.tolist() == (~np.isnan(Y)).sum(axis=0).tolist()
+
+
+def test_missing_labels_contribute_nothing():
+    X, Y = _problem(3)
+    Y[5] = np.nan  # row 5 has no label at all
+    net = MultiTaskNetwork((5,), task_types=["binary"] * 3 + ["regression"], random_state=0).initialize(7, 4)
+    keep = np.delete(np.arange(len(X)), 5)
+    assert net.objective(X, Y) == pytest.approx(net.objective(X[keep], Y[keep]), rel=1e-14)
+    for a, b in zip(net.gradient(X, Y), net.gradient(X[keep], Y[keep])):
+        np.testing.assert_allclose(a, b, atol=1e-14)
+    # a task with no label at all has zero loss and zero head gradient
+    Y[:, 0] = np.nan
+    g = net.gradient(X, Y, np.array([1.0, 0, 0, 0]))
+    assert all(np.all(gi == 0) for gi in g)
+
+
+def test_early_stopping_restores_best_weights(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 5))
+    Y = (X[:, :2] > 0).astype(float)
+    net = MultiTaskNetwork((4,), max_epochs=10, patience=3, batch_size=16, random_state=0)
+    scripted = iter([0.1, 0.5, 0.3, 0.2, 0.1, 0.9, 0.9])
+    snapshots = []
+
+    def fake_score(self, Xv, Yv):
+        snapshots.append([p.copy() for p in self.get_params()])
+        return next(scripted)
+
+    monkeypatch.setattr(MultiTaskNetwork, "_monitor_score", fake_score)
+    net.fit(X, Y, X, Y)
+    assert len(net.history_["val_score"]) == 5  # epoch 1 best, then 3 epochs without improvement
+    assert net.best_epoch_ == 1
+    for p, q in zip(net.get_params(), snapshots[1]):
+        np.testing.assert_array_equal(p, q)
+    assert not np.array_equal(net.get_params()[0], snapshots[-1][0])
+
+
+def test_early_stopping_real_run_keeps_best_epoch_score():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 6))
+    Y = (X[:, :3] + 0.8 * rng.standard_normal((200, 3)) > 0).astype(float)
+    net = MultiTaskNetwork((16,), max_epochs=15, patience=3, batch_size=32, learning_rate=0.01,
+                           random_state=0).fit(X[:120], Y[:120], X[120:], Y[120:])
+    hist = net.history_["val_score"]
+    assert net.best_epoch_ == int(np.argmax(hist))
+    s = task_scores(Y[120:], net.predict(X[120:]), ["binary"] * 3)["pr_auc"].mean()
+    assert s == pytest.approx(hist.max(), rel=1e-6)
+
+
+def test_learns_a_simple_problem_and_is_seeded():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((400, 8))
+    Y = np.column_stack([(X[:, 0] + X[:, 1] > 0), (X[:, 0] - X[:, 2] > 0)]).astype(float)
+    Y[rng.random(Y.shape) < 0.3] = np.nan
+    kw = dict(hidden=(16, 8), dropout=0.1, max_epochs=25, batch_size=32, learning_rate=0.01)
+    a = MultiTaskNetwork(random_state=5, **kw).fit(X[:300], Y[:300])
+    b = MultiTaskNetwork(random_state=5, **kw).fit(X[:300], Y[:300])
+    c = MultiTaskNetwork(random_state=6, **kw).fit(X[:300], Y[:300])
+    for p, q in zip(a.get_params(), b.get_params()):
+        np.testing.assert_array_equal(p, q)
+    assert not np.array_equal(a.get_params()[0], c.get_params()[0])
+    s = a.evaluate(X[300:], Y[300:])
+    assert np.all(s["roc_auc"] > 0.9)
+
+
+def test_regression_head_and_float32():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 4))
+    Y = np.column_stack([X[:, 0] * 2 - X[:, 1], np.sin(X[:, 2])])
+    net = MultiTaskNetwork((32,), activation="tanh", task_types="regression", dtype=np.float32, max_epochs=40,
+                           batch_size=32, learning_rate=0.01, random_state=0).fit(X[:200], Y[:200], X[200:], Y[200:])
+    assert net.monitor_ == "rmse"
+    assert net.head_W_.dtype == np.float32
+    assert np.all(net.evaluate(X[200:], Y[200:])["rmse"] < 0.5 * Y.std(axis=0))
+
+
+def test_single_task_networks_use_own_rows():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((150, 5))
+    Y = (X[:, :3] > 0).astype(float)
+    Y[:100, 1] = np.nan
+    stl = SingleTaskNetworks(hidden=(8,), max_epochs=5, random_state=0, tasks=[0, 1]).fit(X, Y)
+    assert set(stl.networks_) == {0, 1}
+    assert stl.networks_[1].n_tasks_ == 1
+    P = stl.predict(X)
+    assert P.shape == (150, 3) and np.all(np.isnan(P[:, 2])) and not np.any(np.isnan(P[:, :2]))
+    s = stl.evaluate(X, Y)
+    assert np.isnan(s["pr_auc"][2]) and not np.isnan(s["pr_auc"][0])
+    with pytest.raises(ValueError, match="weighting"):
+        SingleTaskNetworks(weighting="lbtw")
+
+
+def test_metrics_match_scikit_learn():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        y = (rng.random(60) < 0.2).astype(float)
+        y[0], y[1] = 1, 0
+        s = np.round(rng.random(60), 1)  # many ties
+        assert average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+        assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert np.isnan(average_precision(np.zeros(5), np.arange(5)))
+    assert np.isnan(roc_auc(np.ones(5), np.arange(5)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"hidden": ()}, "hidden"), ({"dropout": 1.0}, "dropout"), ({"activation": "elu"}, "activation"),
+     ({"task_types": "count"}, "task_types"), ({"learning_rate": 0}, "learning_rate"),
+     ({"batch_size": 0}, "batch_size"), ({"weighting": "uncertainty"}, "weighting"),
+     ({"dtype": np.int32}, "dtype")],
+)
+def test_bad_arguments_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        MultiTaskNetwork(**kwargs)
+
+
+def test_bad_labels_and_inputs():
+    X = np.ones((4, 2))
+    with pytest.raises(ValueError, match=r"Y\[:, 0\]"):
+        MultiTaskNetwork((2,)).fit(X, np.array([0, 1, 2, 0.0]))
+    with pytest.raises(ValueError, match="X contains NaN"):
+        MultiTaskNetwork((2,)).fit(np.full((4, 2), np.nan), np.zeros(4))
+    with pytest.raises(ValueError, match="Y must have shape"):
+        MultiTaskNetwork((2,)).fit(X, np.zeros(3))
+    with pytest.raises(ValueError, match="X_val and Y_val"):
+        MultiTaskNetwork((2,)).fit(X, np.zeros(4), X_val=X)
+    with pytest.raises(ValueError, match="call fit or initialize"):
+        MultiTaskNetwork((2,)).predict(X)
