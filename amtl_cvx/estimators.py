@@ -306,6 +306,41 @@ class _MultiTaskLinearModel(BaseEstimator):
 class _AMTLSolver:
     """``_solve`` through :func:`fit_alternating` / :func:`fit_curriculum`."""
 
+    def __init__(
+        self,
+        *,
+        lam: float = 1.0,
+        mu: float = 0.1,
+        algorithm: str = "alternating",
+        backend: str = "fast",
+        solver: str | None = None,
+        ridge: float = 0.0,
+        s: float = 1.0,
+        sigma: float = 0.0,
+        selection: str = "greedy",
+        max_iter: int = 50,
+        tol: float = 1e-6,
+        fit_intercept: bool = True,
+        task_column: int | str | None = 0,
+        warm_start: bool = False,
+        random_state=None,
+    ) -> None:
+        self.lam = lam
+        self.mu = mu
+        self.algorithm = algorithm
+        self.backend = backend
+        self.solver = solver
+        self.ridge = ridge
+        self.s = s
+        self.sigma = sigma
+        self.selection = selection
+        self.max_iter = max_iter
+        self.tol = tol
+        self.fit_intercept = fit_intercept
+        self.task_column = task_column
+        self.warm_start = warm_start
+        self.random_state = random_state
+
     def _check_solver_params(self) -> None:
         check_scalar(self.lam, "lam", strict=True)
         check_scalar(self.mu, "mu")
@@ -360,6 +395,19 @@ class _AMTLSolver:
 
 class _SingleTaskSolver:
     """``_solve`` through :func:`fit_single_task`; ``B = 0``."""
+
+    def __init__(
+        self,
+        *,
+        lam: float = 1.0,
+        fit_intercept: bool = True,
+        task_column: int | str | None = 0,
+        random_state=None,
+    ) -> None:
+        self.lam = lam
+        self.fit_intercept = fit_intercept
+        self.task_column = task_column
+        self.random_state = random_state
 
     def _check_solver_params(self) -> None:
         check_scalar(self.lam, "lam", strict=True)
@@ -523,40 +571,6 @@ class AMTLRegressor(_AMTLSolver, _RegressorBase):
     """
     )
 
-    def __init__(
-        self,
-        *,
-        lam: float = 1.0,
-        mu: float = 0.1,
-        algorithm: str = "alternating",
-        backend: str = "fast",
-        solver: str | None = None,
-        ridge: float = 0.0,
-        s: float = 1.0,
-        sigma: float = 0.0,
-        selection: str = "greedy",
-        max_iter: int = 50,
-        tol: float = 1e-6,
-        fit_intercept: bool = True,
-        task_column: int | str | None = 0,
-        warm_start: bool = False,
-        random_state=None,
-    ) -> None:
-        self.lam = lam
-        self.mu = mu
-        self.algorithm = algorithm
-        self.backend = backend
-        self.solver = solver
-        self.ridge = ridge
-        self.s = s
-        self.sigma = sigma
-        self.selection = selection
-        self.max_iter = max_iter
-        self.tol = tol
-        self.fit_intercept = fit_intercept
-        self.task_column = task_column
-        self.warm_start = warm_start
-        self.random_state = random_state
 
 
 class SingleTaskRegressor(_SingleTaskSolver, _RegressorBase):
@@ -585,18 +599,6 @@ class SingleTaskRegressor(_SingleTaskSolver, _RegressorBase):
         All zeros (no transfer).
     """
 
-    def __init__(
-        self,
-        *,
-        lam: float = 1.0,
-        fit_intercept: bool = True,
-        task_column: int | str | None = 0,
-        random_state=None,
-    ) -> None:
-        self.lam = lam
-        self.fit_intercept = fit_intercept
-        self.task_column = task_column
-        self.random_state = random_state
 
 
 # ============================================================== classifiers
@@ -708,40 +710,6 @@ class AMTLClassifier(_AMTLSolver, _ClassifierBase):
         + _FITTED_DOC
     )
 
-    def __init__(
-        self,
-        *,
-        lam: float = 1.0,
-        mu: float = 0.1,
-        algorithm: str = "alternating",
-        backend: str = "fast",
-        solver: str | None = None,
-        ridge: float = 0.0,
-        s: float = 1.0,
-        sigma: float = 0.0,
-        selection: str = "greedy",
-        max_iter: int = 50,
-        tol: float = 1e-6,
-        fit_intercept: bool = True,
-        task_column: int | str | None = 0,
-        warm_start: bool = False,
-        random_state=None,
-    ) -> None:
-        self.lam = lam
-        self.mu = mu
-        self.algorithm = algorithm
-        self.backend = backend
-        self.solver = solver
-        self.ridge = ridge
-        self.s = s
-        self.sigma = sigma
-        self.selection = selection
-        self.max_iter = max_iter
-        self.tol = tol
-        self.fit_intercept = fit_intercept
-        self.task_column = task_column
-        self.warm_start = warm_start
-        self.random_state = random_state
 
 
 class SingleTaskClassifier(_SingleTaskSolver, _ClassifierBase):
@@ -769,15 +737,3 @@ class SingleTaskClassifier(_SingleTaskSolver, _ClassifierBase):
         All zeros (no transfer).
     """
 
-    def __init__(
-        self,
-        *,
-        lam: float = 1.0,
-        fit_intercept: bool = True,
-        task_column: int | str | None = 0,
-        random_state=None,
-    ) -> None:
-        self.lam = lam
-        self.fit_intercept = fit_intercept
-        self.task_column = task_column
-        self.random_state = random_state
