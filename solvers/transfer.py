@@ -851,23 +851,75 @@ def _full_pricing_solve(
     pos, xs, on, fail, steps, hist = _lh_full(W, p, lam, thr, B0=B0, maxit=maxit)
     ok = np.flatnonzero(~fail & on.any(axis=1))
     if ok.size:
+        # Polish: solve the stationarity conditions on each support through a QR
+        # factorisation of [W_P; E] (E = identity on the empty slots), i.e.
+        # R'R z = R'Q'[w_t; 0] - p_P / (2 lam): conditioned like W_P, not like W_P'W_P.
         S = on.shape[1]
+        d = W.shape[0]
         Po, pp = on[ok], pos[ok]
-        Wp = np.transpose(W[:, pp], (1, 2, 0)) * Po[:, :, None]  # n x S x d
-        M = (2.0 * lam) * np.matmul(Wp, np.transpose(Wp, (0, 2, 1)))
-        M[:, np.arange(S), np.arange(S)] += ~Po
-        rhs = ((2.0 * lam) * np.einsum("nsd,dn->ns", Wp, W[:, ok]) - p[pp]) * Po
+        A = np.zeros((ok.size, d + S, S))
+        A[:, :d, :] = W[:, pp].transpose(1, 0, 2) * Po[:, None, :]
+        A[:, d + np.arange(S), np.arange(S)] = ~Po
+        rhs = np.zeros((ok.size, d + S))
+        rhs[:, :d] = W[:, ok].T
+        q = np.where(Po, p[pp], 0.0) / (2.0 * lam)
         try:
-            z = np.linalg.solve(M, rhs[:, :, None])[:, :, 0]
+            Q, R = np.linalg.qr(A)
+            y = np.einsum("nks,nk->ns", Q, rhs) - np.linalg.solve(
+                np.transpose(R, (0, 2, 1)), q[:, :, None]
+            )[:, :, 0]
+            z = np.linalg.solve(R, y[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
             z = None
         if z is not None:
             z[~Po] = 0.0
             good = np.all(~Po | (z > 0), axis=1) & np.all(np.isfinite(z), axis=1)
             xs[ok[good]] = z[good]
+            # where the accurate solve leaves the orthant, the pivots kept a coordinate
+            # that belongs at zero: walk back to the boundary with accurate solves
+            for r in np.flatnonzero(~good):
+                t = ok[r]
+                slots = np.flatnonzero(on[t])
+                x = _polish_support(W, p, lam, t, pos[t, slots], xs[t, slots])
+                xs[t, slots] = x
+                on[t, slots] = x > 0
     xs = np.where(on & ~fail[:, None], xs, 0.0)
     sup_idx, sup_x = _compact(pos, xs)
     return sup_idx, sup_x, fail, steps, hist
+
+
+def _polish_support(
+    W: np.ndarray, p: np.ndarray, lam: float, t: int, idx: np.ndarray, x: np.ndarray
+) -> np.ndarray:
+    """Lawson-Hanson's inner loop for one column with QR solves.
+
+    From the feasible ``x > 0`` on ``idx``, solve the stationarity conditions on the
+    support accurately; while the solution leaves the orthant, step to the boundary
+    and drop the coordinate that reaches zero. Returns the new values (zeros dropped).
+    """
+    x = np.where(x > 0, x, 0.0)
+    keep = x > 0
+    for _ in range(idx.size):
+        if not keep.any():
+            break
+        A = W[:, idx[keep]]
+        Q, R = np.linalg.qr(A)
+        if np.any(np.abs(np.diag(R)) <= 1e-12 * np.abs(R).max()):
+            break  # dependent support: leave it to the working-set method
+        y = Q.T @ W[:, t] - np.linalg.solve(R.T, p[idx[keep]] / (2.0 * lam))
+        z = np.linalg.solve(R, y)
+        xk = x[keep]
+        if np.all(z > 0):
+            x[keep] = z
+            break
+        neg = z <= 0
+        ratio = np.where(neg, xk / np.where(neg, xk - z, 1.0), np.inf)
+        i = int(np.argmin(ratio))
+        xk = np.maximum(xk + ratio[i] * (z - xk), 0.0)
+        xk[i] = 0.0
+        x[keep] = xk
+        keep = x > 0
+    return x
 
 
 # --------------------------------------------------------------------------------------
@@ -976,22 +1028,30 @@ def solve_transfer(
     sup_x = np.zeros((T, 0))
 
     if T <= _FULL_PRICING_MAX_T:
-        # ---- full-pricing Lawson-Hanson, certified by one pricing pass
+        # ---- full-pricing Lawson-Hanson, certified by one pricing pass; a column left
+        # uncertified (the pivots run on inv(H_PP), conditioned like W_P'W_P, while the
+        # polish uses QR) is re-run from its polished support, at most twice
         maxit = min(max_iter, 20 * (min(d, T - 1) + 10))
-        sup_idx, sup_x, failed, steps, hist = _full_pricing_solve(W, p, lam, thr, maxit, B0)
-        nb = _block_size(T)
-        for start in range(0, T, nb):
-            cb = all_cols[start : start + nb]
-            res[cb], _, _ = _price(W, p, lam, cb, sup_idx[cb], sup_x[cb], thr, 0)
-        cert = float(res.max()) / scale
+        total_steps, all_hist = 0, []
+        start_B = B0
+        for _ in range(3):
+            sup_idx, sup_x, failed, steps, hist = _full_pricing_solve(W, p, lam, thr, maxit, start_B)
+            total_steps += steps
+            all_hist += hist
+            nb = _block_size(T)
+            for start in range(0, T, nb):
+                cb = all_cols[start : start + nb]
+                res[cb], _, _ = _price(W, p, lam, cb, sup_idx[cb], sup_x[cb], thr, 0)
+            cert = float(res.max()) / scale
+            if failed.any() or cert <= 0.5 * tol:
+                break
+            start_B = _dense(sup_idx, sup_x, T)
         if not failed.any() and cert <= 0.5 * tol:
             # n_iter: the pivots plus the certifying pricing pass
-            history = [v / scale for v in hist] + [cert] if record_history else []
-            return _assemble(W, p, lam, sup_idx, sup_x, steps + 1, cert, tol, history)
+            history = [v / scale for v in all_hist] + [cert] if record_history else []
+            return _assemble(W, p, lam, sup_idx, sup_x, total_steps + 1, cert, tol, history)
         # otherwise the working-set method finishes, warm-started from this support
-        B0 = np.zeros((T, T))
-        rows_t, slot = np.nonzero(sup_x > 0)
-        B0[sup_idx[rows_t, slot], rows_t] = sup_x[rows_t, slot]
+        B0 = _dense(sup_idx, sup_x, T)
         sup_idx = np.zeros((T, 0), dtype=np.intp)
         sup_x = np.zeros((T, 0))
 
@@ -1079,6 +1139,14 @@ def solve_transfer(
     return _assemble(W, p, lam, sup_idx_full, sup_x_full, n_iter, cert, tol, history)
 
 
+def _dense(sup_idx: np.ndarray, sup_x: np.ndarray, T: int) -> np.ndarray:
+    """``B`` (T x T) from compact column supports."""
+    B = np.zeros((T, T))
+    rows_t, slot = np.nonzero(sup_x > 0)
+    B[sup_idx[rows_t, slot], rows_t] = sup_x[rows_t, slot]
+    return B
+
+
 def _assemble(
     W: np.ndarray,
     p: np.ndarray,
@@ -1091,12 +1159,8 @@ def _assemble(
     history: list[float],
 ) -> SolverResult:
     """The result object from compact supports."""
-    T = W.shape[1]
-    B = np.zeros((T, T))
-    rows_t, pos = np.nonzero(sup_x > 0)
-    B[sup_idx[rows_t, pos], rows_t] = sup_x[rows_t, pos]
     return SolverResult(
-        solution=B,
+        solution=_dense(sup_idx, sup_x, W.shape[1]),
         objective=_compact_objective(W, p, lam, sup_idx, sup_x),
         n_iter=n_iter,
         converged=bool(cert <= tol),
