@@ -20,7 +20,7 @@ from amtl_cvx._progress import progress_bar
 from amtl_cvx._validation import check_scalar, check_transfer_matrix
 from amtl_cvx.backends import make_backend
 from amtl_cvx.data import MultiTaskData
-from amtl_cvx.objective import amtl_objective, imbalance_weights, loss_weights, task_losses
+from amtl_cvx.objective import amtl_objective, imbalance_weights, loss_weights, task_loss, task_losses
 
 __all__ = ["AMTLFit", "fit_alternating", "fit_curriculum", "SELECTIONS"]
 
@@ -265,7 +265,7 @@ def fit_curriculum(
             best = None
             for t in candidates:
                 w, b = engine.curriculum(t, W, learned, q, lam, ridge)
-                loss_t = float(task_losses_single(data, t, w, loss))
+                loss_t = task_loss(data.Xs[t], data.ys[t], w, loss)
                 if best is None or loss_t < best[0]:
                     best = (loss_t, t, w, b)
             loss_t, t, w, b = best
@@ -280,9 +280,3 @@ def fit_curriculum(
     objective = amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)
     return AMTLFit(W, B, objective, np.array(history), T, True, np.array(order), c)
 
-
-def task_losses_single(data: MultiTaskData, t: int, w: np.ndarray, loss: str) -> float:
-    """``L_t(w)`` for one task."""
-    from amtl_cvx.objective import task_loss
-
-    return task_loss(data.Xs[t], data.ys[t], w, loss)
