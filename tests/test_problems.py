@@ -246,3 +246,27 @@ def test_release_scale_is_handled(synthetic_path):
 def test_statement_validation(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_constant_data_statements_match_dpp(monkeypatch):
+    """Past DPP_MAX_ENTRIES the statements are rebuilt with constants: same answers."""
+    rng = np.random.default_rng(9)
+    data = _data("squared", 9)
+    d, T = data.n_features, data.n_tasks
+    W, p, B = rng.standard_normal((d, T)), rng.uniform(0, 1, T), _random_B(rng, T)
+    a = 1 + rng.uniform(0, 1, T)
+    dpp_b = TransferProblem(d, T).set(W, p, 0.7).solve("CLARABEL")
+    dpp_w = TasksProblem(data).set(B, 0.7, a, 0.1).solve("CLARABEL")
+    import amtl_cvx.problems.tasks as tasks_module
+    import amtl_cvx.problems.transfer as transfer_module
+
+    monkeypatch.setattr(transfer_module, "DPP_MAX_ENTRIES", 0)
+    monkeypatch.setattr(tasks_module, "DPP_MAX_ENTRIES", 0)
+    bp, tp = TransferProblem(d, T), TasksProblem(data)
+    assert not bp.parametric and not tp.parametric
+    const_b = bp.set(W, p, 0.7).solve("CLARABEL")
+    const_w = tp.set(B, 0.7, a, 0.1).solve("CLARABEL")
+    assert const_b.objective == pytest.approx(dpp_b.objective, rel=1e-9)
+    assert const_w.objective == pytest.approx(dpp_w.objective, rel=1e-9)
+    np.testing.assert_allclose(const_w.solution, dpp_w.solution, atol=1e-7)
+    assert bp.objective_at(B) == pytest.approx(bstep_objective(W, B, p, 0.7), rel=RTOL)

@@ -8,7 +8,8 @@ Objective (original units), with loss weights ``a_t = 1 + mu c_t ||B[t, :]||_1``
 ``mean(log(1 + exp(-y_t * X_t w_t)))`` (exponential cone, default solver ECOS).
 
 DPP form: the parameters are ``a`` (T,), ``C = sqrt(lam) (I - B)`` (T x T) and
-``ridge``, so ``lam ||W (I - B)||^2 = ||W C||^2`` is a variable times a parameter.
+``ridge``, so ``lam ||W (I - B)||^2 = ||W C||^2`` is a variable times a parameter (up to
+``T^3 d = DPP_MAX_ENTRIES``; beyond, the statement is rebuilt with constant data).
 Scaling (squared loss): targets are divided by ``sigma`` (see
 :func:`amtl_cvx.problems._loss.target_scale`), the solver finds ``W / sigma`` and
 the objective is ``sigma^2`` times the statement's value.
@@ -22,7 +23,7 @@ import numpy as np
 from amtl_cvx._validation import check_array, check_scalar, check_transfer_matrix
 from amtl_cvx.data import MultiTaskData
 from amtl_cvx.problems._loss import loss_expression, target_scale
-from amtl_cvx.problems.base import StatedProblem
+from amtl_cvx.problems.base import DPP_MAX_ENTRIES, StatedProblem
 
 __all__ = ["TasksProblem"]
 
@@ -49,14 +50,20 @@ class TasksProblem(StatedProblem):
         self.a = cp.Parameter(T, nonneg=True, name="a")
         self.C = cp.Parameter((T, T), name="C")
         self.ridge = cp.Parameter(nonneg=True, name="ridge")
-        terms = [
-            self.a[t] * loss_expression(X, y / self.sigma, self.W[:, t], loss)
+        self._losses = [
+            loss_expression(X, y / self.sigma, self.W[:, t], loss)
             for t, (X, y) in enumerate(zip(data.Xs, data.ys))
         ]
-        objective = cp.sum(cp.hstack(terms)) + cp.sum_squares(self.W @ self.C) + self.ridge * cp.sum_squares(self.W)
-        self.problem = cp.Problem(cp.Minimize(objective))
         self.scale = self.sigma**2
-        self._finish_build()
+        self.parametric = float(T) ** 3 * d <= DPP_MAX_ENTRIES
+        if self.parametric:
+            self.problem = self._statement(self.a, self.C, self.ridge)
+            self._finish_build()
+
+    def _statement(self, a, C, ridge) -> cp.Problem:
+        terms = [a[t] * L for t, L in enumerate(self._losses)]
+        objective = cp.sum(cp.hstack(terms)) + cp.sum_squares(self.W @ C) + ridge * cp.sum_squares(self.W)
+        return cp.Problem(cp.Minimize(objective))
 
     def set(
         self, B: np.ndarray, lam: float, weights: np.ndarray, ridge: float = 0.0
@@ -71,6 +78,9 @@ class TasksProblem(StatedProblem):
         self.a.value = a
         self.C.value = np.sqrt(lam) * (np.eye(T) - B)
         self.ridge.value = check_scalar(ridge, "ridge")
+        if not self.parametric:
+            self.problem = self._statement(self.a.value, self.C.value, float(self.ridge.value))
+            self._finish_build()
         return self
 
     def objective_at(self, W: np.ndarray) -> float:

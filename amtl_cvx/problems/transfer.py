@@ -18,6 +18,9 @@ has the minimiser ``C = D B``; its value times ``kappa`` is the original objecti
 (Measured: without the column units, Clarabel stops with ``InsufficientProgress`` on the
 imbalanced release data, where the 5-row tasks' parameters are ~100 times smaller than
 the 500-row tasks'.)
+
+The whole-B statement is DPP up to ``T^3 d = DPP_MAX_ENTRIES`` and rebuilt with constant
+data beyond (see :data:`amtl_cvx.problems.base.DPP_MAX_ENTRIES`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import cvxpy as cp
 import numpy as np
 
 from amtl_cvx._validation import check_array, check_scalar
-from amtl_cvx.problems.base import StatedProblem
+from amtl_cvx.problems.base import DPP_MAX_ENTRIES, StatedProblem
 
 __all__ = ["TransferProblem", "TransferColumnProblem"]
 
@@ -59,7 +62,13 @@ class _TransferBase(StatedProblem):
         self.Y.value = W / sigma
         self.A.value = W / (self.D * sigma)
         self.price.value = p / (self.D * self.scale)
+        if not self.parametric:
+            self.problem = self._statement(self.Y.value, self.A.value, self.price.value)
+            self._finish_build()
         return self
+
+    def _statement(self, Y, A, price) -> cp.Problem:
+        raise NotImplementedError
 
 
 class TransferProblem(_TransferBase):
@@ -77,9 +86,14 @@ class TransferProblem(_TransferBase):
         super().__init__(n_features, n_tasks)
         T = self.n_tasks
         self.C = cp.Variable((T, T), nonneg=True, name="C")
-        objective = cp.sum_squares(self.Y - self.A @ self.C) + self.price @ cp.sum(self.C, axis=1)
-        self.problem = cp.Problem(cp.Minimize(objective), [cp.diag(self.C) == 0])
-        self._finish_build()
+        self.parametric = float(T) ** 3 * self.n_features <= DPP_MAX_ENTRIES
+        if self.parametric:
+            self.problem = self._statement(self.Y, self.A, self.price)
+            self._finish_build()
+
+    def _statement(self, Y, A, price) -> cp.Problem:
+        objective = cp.sum_squares(Y - A @ self.C) + price @ cp.sum(self.C, axis=1)
+        return cp.Problem(cp.Minimize(objective), [cp.diag(self.C) == 0])
 
     def objective_at(self, B: np.ndarray) -> float:
         """The statement's objective at ``B``, in original units (for checking)."""
@@ -115,9 +129,12 @@ class TransferColumnProblem(_TransferBase):
             raise ValueError(f"task must be in 0..{self.n_tasks - 1}, got {task}")
         self.task = int(task)
         self.c = cp.Variable(self.n_tasks, nonneg=True, name="c")
-        objective = cp.sum_squares(self.Y[:, self.task] - self.A @ self.c) + self.price @ self.c
-        self.problem = cp.Problem(cp.Minimize(objective), [self.c[self.task] == 0])
+        self.problem = self._statement(self.Y, self.A, self.price)
         self._finish_build()
+
+    def _statement(self, Y, A, price) -> cp.Problem:
+        objective = cp.sum_squares(Y[:, self.task] - A @ self.c) + price @ self.c
+        return cp.Problem(cp.Minimize(objective), [self.c[self.task] == 0])
 
     def objective_at(self, b: np.ndarray) -> float:
         """The statement's objective at ``b``, in original units (for checking)."""
