@@ -515,7 +515,7 @@ def _lh_full(
     downdating, and a dependent violator enters along the zero-curvature direction.
     ``B0`` (optional) warm-starts the passive sets with its supports (a column whose
     support is too large or numerically singular starts empty).
-    Returns ``(pos, xs, on, fail, pivots, hist)``; ``fail`` marks columns left to the
+    Returns ``(pos, xs, on, fail, pivots, hist, Minv)``; ``fail`` marks columns left to the
     working-set method, ``pivots`` counts the steps in which a coordinate entered and
     ``hist`` the largest violation priced at each of them.
     """
@@ -630,7 +630,7 @@ def _lh_full(
                 _full_downdate(Minv, on, xs, fail, rows, i)
                 rem[r, i] = False
     fail |= ~(done | fail)
-    return pos, xs, on, fail, steps, hist
+    return pos, xs, on, fail, steps, hist, Minv
 
 def _warm_slots(W, p, lam, B0, S, Minv, on, pos, xs, cs, need_add) -> None:
     """Fill the passive slots from the supports of ``B0`` (in place), where usable."""
@@ -841,16 +841,35 @@ def _merge_ws(
 
 
 def _full_pricing_solve(
-    W: np.ndarray, p: np.ndarray, lam: float, thr: float, maxit: int, B0: np.ndarray | None
+    W: np.ndarray,
+    p: np.ndarray,
+    lam: float,
+    thr: float,
+    maxit: int,
+    B0: np.ndarray | None,
+    polish: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, list[float]]:
-    """Run :func:`_lh_full` (warm-started from ``B0``) and polish its supports.
+    """Run :func:`_lh_full` (warm-started from ``B0``) and, with ``polish``, re-solve
+    its supports accurately (QR).
 
     Returns compact ``(sup_idx, sup_x)`` (failed columns empty), the mask of failed
     columns, the number of pivot steps and the per-step largest violation.
     """
-    pos, xs, on, fail, steps, hist = _lh_full(W, p, lam, thr, B0=B0, maxit=maxit)
+    pos, xs, on, fail, steps, hist, Minv = _lh_full(W, p, lam, thr, B0=B0, maxit=maxit)
     ok = np.flatnonzero(~fail & on.any(axis=1))
-    if ok.size:
+    if not polish and ok.size:
+        # two steps of iterative refinement with the pivots' inv(H_PP), residuals in
+        # the accurate form 2 lam W_P'(w_t - W_P x) - p_P
+        Po, pp = on[ok], pos[ok]
+        Wp = W[:, pp]  # d x n x S
+        x = xs[ok] * Po
+        for _ in range(2):
+            r = W[:, ok] - np.einsum("dns,ns->dn", Wp, x)
+            g = ((2.0 * lam) * np.einsum("dns,dn->ns", Wp, r) - p[pp]) * Po
+            x = (x + np.einsum("nij,nj->ni", Minv[ok], g)) * Po
+        good = np.all(~Po | (x > 0), axis=1) & np.all(np.isfinite(x), axis=1)
+        xs[ok[good]] = x[good]
+    if polish and ok.size:
         # Polish: solve the stationarity conditions on each support through a QR
         # factorisation of [W_P; E] (E = identity on the empty slots), i.e.
         # R'R z = R'Q'[w_t; 0] - p_P / (2 lam): conditioned like W_P, not like W_P'W_P.
@@ -1028,14 +1047,18 @@ def solve_transfer(
     sup_x = np.zeros((T, 0))
 
     if T <= _FULL_PRICING_MAX_T:
-        # ---- full-pricing Lawson-Hanson, certified by one pricing pass; a column left
-        # uncertified (the pivots run on inv(H_PP), conditioned like W_P'W_P, while the
-        # polish uses QR) is re-run from its polished support, at most twice
+        # ---- full-pricing Lawson-Hanson, certified by one pricing pass; if a column is
+        # left uncertified (the pivots run on inv(H_PP), conditioned like W_P'W_P), the
+        # method is re-run from that support and polished with QR, at most twice
         maxit = min(max_iter, 20 * (min(d, T - 1) + 10))
         total_steps, all_hist = 0, []
         start_B = B0
-        for _ in range(3):
-            sup_idx, sup_x, failed, steps, hist = _full_pricing_solve(W, p, lam, thr, maxit, start_B)
+        for attempt in range(3):
+            # the first pass refines the pivots' solution iteratively (cheap; accurate
+            # for well-conditioned supports); later passes polish with QR
+            sup_idx, sup_x, failed, steps, hist = _full_pricing_solve(
+                W, p, lam, thr, maxit, start_B, polish=attempt > 0
+            )
             total_steps += steps
             all_hist += hist
             nb = _block_size(T)
