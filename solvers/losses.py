@@ -200,10 +200,35 @@ def _check_task(X: Any, y: Any, loss: Loss, xname: str, yname: str) -> tuple[np.
     return Xa, ya
 
 
+# The last validated pair of task tuples. Tuples of read-only float64 arrays (as
+# ``amtl_cvx.MultiTaskData`` holds) cannot change, so repeated solves on the same data
+# (every alternation of a fit) validate them once.
+_VALIDATED: list[tuple[Any, Any, str, list[np.ndarray], list[np.ndarray]]] = []
+
+
+def _immutable(seq: Any) -> bool:
+    return isinstance(seq, tuple) and all(
+        isinstance(a, np.ndarray) and a.dtype == np.float64 and not a.flags.writeable for a in seq
+    )
+
+
 def _check_tasks(
     Xs: Sequence[Any], ys: Sequence[Any], loss: Loss
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Validate the task lists: same length >= 1, equal feature counts, finite."""
+    if _VALIDATED:
+        Xc, yc, name, Xl, yl = _VALIDATED[0]
+        if Xc is Xs and yc is ys and name == loss.name:
+            return Xl, yl
+    Xl, yl = _check_tasks_uncached(Xs, ys, loss)
+    if _immutable(Xs) and _immutable(ys):
+        _VALIDATED[:] = [(Xs, ys, loss.name, Xl, yl)]
+    return Xl, yl
+
+
+def _check_tasks_uncached(
+    Xs: Sequence[Any], ys: Sequence[Any], loss: Loss
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     if isinstance(Xs, np.ndarray) and Xs.ndim != 3:
         raise ValueError("Xs must be a sequence of 2-d arrays (one per task)")
     try:
