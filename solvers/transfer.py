@@ -333,6 +333,38 @@ def _border(st: dict, rows: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.n
     return u, ok
 
 
+def _step_back(x: np.ndarray, z: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lawson-Hanson's step back: from feasible ``x`` toward the restricted solution
+    ``z`` (which left the orthant) up to the boundary of the passive set ``P``.
+
+    Returns the new values and the mask of passive slots that reached zero (to drop).
+    """
+    neg = P & ~(z > 0)
+    den = x - z
+    pd = neg & (den > 0)
+    ratio = np.where(pd, x / np.where(pd, den, 1.0), np.where(neg, 0.0, np.inf))
+    alpha = ratio.min(axis=1)
+    kmin = ratio.argmin(axis=1)
+    x = x + alpha[:, None] * (z - x)
+    rem = P & ~(x > 0)
+    rem[np.arange(x.shape[0]), kmin] = True
+    x[rem | ~P] = 0.0
+    return x, rem
+
+
+def _swap_ratio(x: np.ndarray, u: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ratio test along the zero-curvature direction ``e_j - u`` of a dependent violator.
+
+    Returns the passive slot that reaches zero first, the step length and whether a
+    finite step exists.
+    """
+    upos = P & (u > 0)
+    ratio = np.where(upos, x / np.where(upos, u, 1.0), np.inf)
+    i = np.argmin(ratio, axis=1)
+    step = ratio[np.arange(x.shape[0]), i]
+    return i, step, np.isfinite(step)
+
+
 def _lh_batch(
     Gs: np.ndarray,
     c: np.ndarray,
@@ -420,11 +452,7 @@ def _lh_batch(
                 if bad.any():
                     ab, jb, ub = a[bad], j[bad], u[bad]
                     onb, xb = on[ab], xs[ab]
-                    upos = onb & (ub > 0)
-                    ratio = np.where(upos, xb / np.where(upos, ub, 1.0), np.inf)
-                    i = np.argmin(ratio, axis=1)
-                    s = ratio[np.arange(ab.size), i]
-                    can = np.isfinite(s)
+                    i, s, can = _swap_ratio(xb, ub, onb)
                     fail[ab[~can]] = True
                     ab, jb, ub, xb, i, s, onb = ab[can], jb[can], ub[can], xb[can], i[can], s[can], onb[can]
                     if ab.size:
@@ -453,18 +481,7 @@ def _lh_batch(
         bi = b[infeas]
         if bi.size:
             need_add[bi] = False
-            xb, zb, Pi = xs[bi], z[infeas], onb[infeas]
-            neg = Pi & ~(zb > 0)
-            den = xb - zb
-            pos_den = neg & (den > 0)
-            ratio = np.where(pos_den, xb / np.where(pos_den, den, 1.0), np.where(neg, 0.0, np.inf))
-            alpha = ratio.min(axis=1)
-            kmin = ratio.argmin(axis=1)
-            xb = xb + alpha[:, None] * (zb - xb)
-            rem = Pi & ~(xb > 0)
-            rem[np.arange(bi.size), kmin] = True
-            xb[rem | ~Pi] = 0.0
-            xs[bi] = xb
+            xs[bi], rem = _step_back(xs[bi], z[infeas], onb[infeas])
             while rem.any():
                 r = np.nonzero(rem.any(axis=1))[0]
                 i = np.argmax(rem[r], axis=1)
@@ -577,11 +594,7 @@ def _lh_full(
                     # until a passive coordinate reaches zero; it leaves, j enters.
                     ab, jb, ub = a[bad], j[bad], u[bad]
                     onb, xb = on[ab], xs[ab]
-                    upos = onb & (ub > 0)
-                    ratio = np.where(upos, xb / np.where(upos, ub, 1.0), np.inf)
-                    i = np.argmin(ratio, axis=1)
-                    s = ratio[np.arange(ab.size), i]
-                    can = np.isfinite(s)
+                    i, s, can = _swap_ratio(xb, ub, onb)
                     fail[ab[~can]] = True
                     ab, jb, ub, xb, i, s, onb = ab[can], jb[can], ub[can], xb[can], i[can], s[can], onb[can]
                     if ab.size:
@@ -612,17 +625,7 @@ def _lh_full(
         bi = b[infeas]
         if bi.size:
             need_add[bi] = False
-            xb, zb, Pi = xs[bi], z[infeas], onb[infeas]
-            neg = Pi & ~(zb > 0)
-            den = xb - zb
-            pd = neg & (den > 0)
-            ratio = np.where(pd, xb / np.where(pd, den, 1.0), np.where(neg, 0.0, np.inf))
-            alpha = ratio.min(axis=1); kmin = ratio.argmin(axis=1)
-            xb = xb + alpha[:, None] * (zb - xb)
-            rem = Pi & ~(xb > 0)
-            rem[np.arange(bi.size), kmin] = True
-            xb[rem | ~Pi] = 0.0
-            xs[bi] = xb
+            xs[bi], rem = _step_back(xs[bi], z[infeas], onb[infeas])
             while rem.any():
                 r = np.flatnonzero(rem.any(axis=1))
                 i = np.argmax(rem[r], axis=1)
