@@ -352,6 +352,31 @@ def _step_back(x: np.ndarray, z: np.ndarray, P: np.ndarray) -> tuple[np.ndarray,
     return x, rem
 
 
+def _passive_solve(Minv, cs, on, xs, need_add, b, drop) -> None:
+    """Solve on the passive sets of columns ``b`` (in place); step back where needed.
+
+    Columns whose restricted solution stays positive take it and go on to pricing
+    (``need_add``); the others step back to the boundary and ``drop(rows, slots)``
+    removes the passive slots that reached zero, one per row at a time.
+    """
+    onb = on[b]
+    z = np.einsum("nij,nj->ni", Minv[b], cs[b] * onb)
+    z[~onb] = 0.0
+    infeas = np.any(onb & ~(z > 0), axis=1)
+    okc = b[~infeas]
+    xs[okc] = z[~infeas]
+    need_add[okc] = True
+    bi = b[infeas]
+    if bi.size:
+        need_add[bi] = False
+        xs[bi], rem = _step_back(xs[bi], z[infeas], onb[infeas])
+        while rem.any():
+            r = np.flatnonzero(rem.any(axis=1))
+            i = np.argmax(rem[r], axis=1)
+            drop(bi[r], i)
+            rem[r, i] = False
+
+
 def _swap_ratio(x: np.ndarray, u: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ratio test along the zero-curvature direction ``e_j - u`` of a dependent violator.
 
@@ -471,22 +496,7 @@ def _lh_batch(
         b = np.nonzero(~(done | fail))[0]
         if not b.size:
             break
-        onb = on[b]
-        z = np.einsum("nij,nj->ni", Minv[b], cs[b] * onb)
-        z[~onb] = 0.0
-        infeas = np.any(onb & ~(z > 0), axis=1)
-        okc = b[~infeas]
-        xs[okc] = z[~infeas]
-        need_add[okc] = True
-        bi = b[infeas]
-        if bi.size:
-            need_add[bi] = False
-            xs[bi], rem = _step_back(xs[bi], z[infeas], onb[infeas])
-            while rem.any():
-                r = np.nonzero(rem.any(axis=1))[0]
-                i = np.argmax(rem[r], axis=1)
-                _downdate(st, bi[r], i)
-                rem[r, i] = False
+        _passive_solve(Minv, cs, on, xs, need_add, b, lambda rows, slot: _downdate(st, rows, slot))
     fail |= ~(done | fail)  # iteration cap reached
     # --- polish: fresh solve on the final support of the finished columns
     okp = np.nonzero(done & ~fail & on.any(axis=1))[0]
@@ -615,23 +625,8 @@ def _lh_full(
         b = np.flatnonzero(~(done | fail))
         if not b.size:
             break
-        onb = on[b]
-        z = np.einsum("nij,nj->ni", Minv[b], cs[b] * onb)
-        z[~onb] = 0.0
-        infeas = np.any(onb & ~(z > 0), axis=1)
-        okc = b[~infeas]
-        xs[okc] = z[~infeas]
-        need_add[okc] = True
-        bi = b[infeas]
-        if bi.size:
-            need_add[bi] = False
-            xs[bi], rem = _step_back(xs[bi], z[infeas], onb[infeas])
-            while rem.any():
-                r = np.flatnonzero(rem.any(axis=1))
-                i = np.argmax(rem[r], axis=1)
-                rows = bi[r]
-                _full_downdate(Minv, on, xs, fail, rows, i)
-                rem[r, i] = False
+        _passive_solve(Minv, cs, on, xs, need_add, b,
+                       lambda rows, slot: _full_downdate(Minv, on, xs, fail, rows, slot))
     fail |= ~(done | fail)
     return pos, xs, on, fail, steps, hist, Minv
 
