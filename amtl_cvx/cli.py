@@ -17,23 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from amtl_cvx._argtypes import floats, ints
+
 __all__ = ["main"]
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
-    if not values or any(not np.isfinite(v) or v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected nonnegative finite numbers, got {text!r}")
-    return values
-
-
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lam", type=_floats, default=None,
+    p.add_argument("--lam", type=floats, default=None,
                    help="lam value(s), comma-separated; several are chosen among on validation")
-    p.add_argument("--mu", type=_floats, default=None, help="mu value(s), comma-separated")
+    p.add_argument("--mu", type=floats, default=None, help="mu value(s), comma-separated")
     p.add_argument("--algorithm", choices=("alternating", "curriculum"), default="alternating")
     p.add_argument("--backend", choices=("fast", "cvxpy"), default="fast")
     p.add_argument("--solver", default=None, help="CVXPY solver (OSQP, CLARABEL, ECOS) for --backend cvxpy")
@@ -120,16 +112,6 @@ def _fit(args) -> int:
              objective_history=amtl.fit.objective_history)
     print(f"\nsaved W {amtl.fit.W.shape} and B {amtl.fit.B.shape} to {out}")
     return 0
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
 
 
 def _verify(args) -> int:
@@ -227,9 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=_verify)
 
     bench = sub.add_parser("bench", help="time the fast solvers against CVXPY (OSQP, ECOS, Clarabel)")
-    bench.add_argument("--tasks", type=_ints, default=[10, 50, 100, 200, 500, 1000, 2000],
+    bench.add_argument("--tasks", type=ints, default=[10, 50, 100, 200, 500, 1000, 2000],
                        help="T values, comma-separated")
-    bench.add_argument("--features", type=_ints, default=[20, 100], help="d values, comma-separated")
+    bench.add_argument("--features", type=ints, default=[20, 100], help="d values, comma-separated")
     bench.add_argument("--steps", nargs="+", choices=("bstep", "wstep"), default=["bstep", "wstep"])
     bench.add_argument("--time-limit", type=float, default=30.0,
                        help="skip a CVXPY backend at larger T once one solve exceeds this (s)")

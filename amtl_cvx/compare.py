@@ -46,6 +46,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from amtl_cvx._argtypes import floats, ints
 from amtl_cvx._progress import progress_bar
 from amtl_cvx.baselines.network import MultiTaskNetwork, SingleTaskNetworks, task_scores
 from amtl_cvx.data import MultiTaskDataset
@@ -512,24 +513,6 @@ def plot_negative_transfer(comp: Comparison, *, metric: str | None = None, ax=No
 
 
 # --------------------------------------------------------------------------- CLI
-def _ints(text: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-    if not vals or any(v < 1 for v in vals):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return vals
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
-    if not vals or any(not np.isfinite(v) or v < 0 for v in vals):
-        raise argparse.ArgumentTypeError(f"expected nonnegative numbers, got {text!r}")
-    return vals
 
 
 def _methods(text: str) -> list[str]:
@@ -562,7 +545,7 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--usps", default=None, help="path of usps1.mat (default $AMTL_DATA_DIR or ../shared/data)")
     p.add_argument("--methods", type=_methods, default=list(DEFAULT_METHODS),
                    help=f"comma-separated subset of {','.join(METHODS)}")
-    p.add_argument("--hidden", type=_ints, default=[256, 64], help="shared layer sizes (default 256,64)")
+    p.add_argument("--hidden", type=ints, default=[256, 64], help="shared layer sizes (default 256,64)")
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--batch-size", type=int, default=128)
@@ -573,8 +556,8 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--amtl-components", type=int, default=64,
                    help="PCBA: principal components AMTL sees (0 = all bits; memory grows with T x rows x bits)")
     p.add_argument("--amtl-max-iter", type=int, default=3, help="AMTL alternations")
-    p.add_argument("--lam", type=_floats, default=None, help="lam grid of single-task logistic regression")
-    p.add_argument("--mu", type=_floats, default=None, help="mu grid of AMTL")
+    p.add_argument("--lam", type=floats, default=None, help="lam grid of single-task logistic regression")
+    p.add_argument("--mu", type=floats, default=None, help="mu grid of AMTL")
     p.add_argument("--ridge", type=float, default=1e-4, help="AMTL ridge")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", default=None,
