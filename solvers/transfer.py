@@ -15,12 +15,13 @@ Algorithm
 ---------
 For ``T <= 3000``: a Lawson-Hanson active-set method run for all ``T`` columns
 at once, which prices *every* coordinate of every active column at each pivot with one
-matrix product ``R' W`` (``R = W - W B`` restricted to the active columns, ``d x n``), so
-the number of pivots is about the support size plus the drops (tens), each costing a
-BLAS-3 product and batched ``min(d, T-1)``-sized updates of ``inv(H_PP)``. A warm start
-``B0`` fills the passive sets with its supports (from the previous B-step of an
-alternation, typically a few pivots remain). The supports are then polished by a
-fresh batched solve and certified by one pricing pass. Columns it cannot finish (a
+matrix product ``R' W`` (``R = W - W B`` restricted to the active columns, ``d x n``)
+and lets up to two coordinates enter, so the number of pivots is about half the support
+size plus the drops (13 at T = 100, d = 20), each costing a BLAS-3 product and batched
+``min(d, T-1)``-sized updates of ``inv(H_PP)``. A warm start ``B0`` fills the passive
+sets with its supports (from the previous B-step of an alternation, typically a few
+pivots remain). The solution is refined by one step of iterative refinement and
+certified by one pricing pass (a support left uncertified is re-solved with QR). Columns it cannot finish (a
 degenerate swap, the pivot cap), or a certificate above ``tol / 2``, hand over to the
 method below, warm-started from its support.
 
@@ -79,6 +80,14 @@ _BLOCK_ENTRIES = 4_000_000
 # O(d T^2) per pivot); beyond it the working-set method is faster (measured at
 # d = 20: 40 s against 28 s for a cold solve at T = 10,000).
 _FULL_PRICING_MAX_T = 3000
+# Largest T for which the full-pricing method forms H = 2 lam W'W (at most 18 MB) to read
+# the Gram entries of a pivot instead of gathering columns of W.
+_GRAM_MAX_T = 1500
+# Coordinates that may enter each column per pivot of the full-pricing method (the best
+# violator, then the next best while it still violates): one pricing pass and one
+# Lawson-Hanson step back serve them all. Measured at d = 20, T = 100: 22 pivots with
+# one entry, 13 with two.
+_PIVOT_ADDS = 2
 
 
 # --------------------------------------------------------------------------------------
@@ -346,7 +355,9 @@ def _step_back(x: np.ndarray, z: np.ndarray, P: np.ndarray) -> tuple[np.ndarray,
     alpha = ratio.min(axis=1)
     kmin = ratio.argmin(axis=1)
     x = x + alpha[:, None] * (z - x)
-    rem = P & ~(x > 0)
+    # a coordinate at zero whose target is positive (one that has just entered, when
+    # the step is blocked at once) stays passive; the blocking ones leave
+    rem = P & ~(x > 0) & ~(z > 0)
     rem[np.arange(x.shape[0]), kmin] = True
     x[rem | ~P] = 0.0
     return x, rem
@@ -531,113 +542,290 @@ def _lh_full(
     B0: np.ndarray | None = None,
     schur_rel: float = _SCHUR_REL,
     maxit: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, list[float]]:
+    record: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, list[float], np.ndarray]:
     """Batched Lawson-Hanson over *all* coordinates, priced at every pivot.
 
     Column t solves ``min 1/2 x'Hx - c'x, x >= 0, x_t = 0`` with ``H = 2 lam W'W`` and
-    ``c = 2 lam W'w_t - p`` (gradient units). Every pivot prices all ``T``
-    coordinates of every active column with one matrix product ``R' W`` (blocked), so
-    no working set can miss a coordinate and no rounds are needed; the passive sets
-    live in ``min(d, T - 1)`` slots with ``inv(H_PP)`` updated by bordering and
-    downdating, and a dependent violator enters along the zero-curvature direction.
+    ``c = 2 lam W'w_t - p`` (gradient units). Every pivot prices all ``T`` coordinates
+    of every active column with one matrix product ``R' W``, so no working set can miss
+    a coordinate and no rounds are needed. The passive sets live in ``min(d, T - 1)``
+    slots (an empty slot points at the column's own index, which pricing masks anyway)
+    with ``inv(H_PP)`` updated by bordering and downdating; a dependent violator enters
+    along the zero-curvature direction.
+
+    Every pivot starts from a restricted optimum ``x`` on the passive set ``P``; the
+    solution on ``P + {j}`` is the rank-one step ``z = x + (v_j / s)(e_j - u)``
+    (``v_j`` the violation, ``u = inv(H_PP) H_Pj``, ``s`` the Schur complement). Up to
+    ``_PIVOT_ADDS`` coordinates enter per pivot, the next best violator only while it
+    still violates at ``z``; only the columns where ``z`` leaves the orthant take
+    Lawson-Hanson's inner loop (:func:`_settle`), which steps back from ``x``, so every
+    pivot decreases the objective (a coordinate that enters at a blocked step stays at
+    zero or leaves again). The columns of a pivot are processed with masks over a
+    batch that is compacted once half of it has finished, so a pivot costs a fixed,
+    small number of array operations.
+
     ``B0`` (optional) warm-starts the passive sets with its supports (a column whose
     support is too large or numerically singular starts empty).
-    Returns ``(pos, xs, on, fail, pivots, hist, Minv)``; ``fail`` marks columns left to the
-    working-set method, ``pivots`` counts the steps in which a coordinate entered and
-    ``hist`` the largest violation priced at each of them.
+    Returns ``(pos, xs, on, fail, pivots, hist, Minv)``; ``fail`` marks columns left to
+    the working-set method, ``pivots`` counts the steps in which a coordinate entered
+    and ``hist`` the largest violation priced at each of them.
     """
     d, T = W.shape
     S = max(1, min(d, T - 1))
-    n = T
-    sq = 2.0 * lam * np.einsum("dt,dt->t", W, W)  # H_jj
-    Minv = np.broadcast_to(np.eye(S), (n, S, S)).copy()
-    on = np.zeros((n, S), bool)
-    pos = np.zeros((n, S), np.intp)
-    xs = np.zeros((n, S))
-    cs = np.zeros((n, S))
-    need_add = np.ones(n, bool)
-    done = np.zeros(n, bool)
-    fail = np.zeros(n, bool)
+    W2 = (2.0 * lam) * W
+    sq = np.einsum("dt,dt->t", W2, W)  # H_jj
+    own = np.arange(T)
+    H = W.T @ W2 if T <= _GRAM_MAX_T else None
+    Minv = np.broadcast_to(np.eye(S), (T, S, S)).copy()
+    on = np.zeros((T, S), bool)
+    pos = np.repeat(own[:, None], S, axis=1)
+    xs = np.zeros((T, S))
+    cs = np.zeros((T, S))  # c on the passive slots, 0 on the empty ones
+    done = np.zeros(T, bool)
+    fail = np.zeros(T, bool)
     if B0 is not None:
-        _warm_slots(W, p, lam, B0, S, Minv, on, pos, xs, cs, need_add)
+        warm = _warm_slots(W, p, lam, B0, S, Minv, on, pos, xs, cs)
+        if warm.size:
+            _resolve(Minv, cs, on, pos, xs, fail, warm, own)
     maxit = maxit or 10 * (S + 10)
     steps = 0
     hist: list[float] = []
+    batch = np.flatnonzero(~fail)
+    n = batch.size
+    bM, bon, bpos, bxs, bcs = Minv[batch], on[batch], pos[batch], xs[batch], cs[batch]
+    bdone, bfail = np.zeros(n, bool), np.zeros(n, bool)
+    Wc, ar, arc = W[:, batch], np.arange(n), np.arange(n)[:, None]
+    Wp = W[:, bpos]  # d x n x S: the columns of W in the slots
+    rel_sq = schur_rel * sq
     for _ in range(maxit):
-        act = ~(done | fail)
-        if not act.any():
+        act = ~(bdone | bfail)
+        na = int(np.count_nonzero(act))
+        if na == 0:
             break
-        a = np.flatnonzero(act & need_add)
-        if a.size:
-            Wp = W[:, pos[a]]  # d x na x S
-            R = W[:, a] - np.einsum("dns,ns->dn", Wp, xs[a] * on[a])
-            j = np.empty(a.size, dtype=np.intp)
-            vmax = np.empty(a.size)
-            nb = _block_size(T)
-            for start in range(0, a.size, nb):
-                blk = slice(start, min(a.size, start + nb))
-                viol = (2.0 * lam) * (R[:, blk].T @ W) - p[None, :]  # c - Hx
-                ab = np.arange(viol.shape[0])
-                viol[ab, a[blk]] = -np.inf
-                rr, ss = np.nonzero(on[a[blk]])
-                viol[rr, pos[a[blk]][rr, ss]] = -np.inf
-                j[blk] = np.argmax(viol, axis=1)
-                vmax[blk] = viol[ab, j[blk]]
-            stop = ~(vmax > thr)
-            done[a[stop]] = True
-            a, j, Wp = a[~stop], j[~stop], Wp[:, ~stop]
-            if a.size:
-                steps += 1
-                hist.append(float(vmax.max()))
-                ona = on[a]
-                gj = (2.0 * lam) * np.einsum("dns,dn->ns", Wp, W[:, j]) * ona
-                u = np.einsum("nij,nj->ni", Minv[a], gj)
-                gjj = sq[j]
-                schur = gjj - np.einsum("ni,ni->n", gj, u)
-                free = np.argmin(ona, axis=1)
-                has_free = ~ona[np.arange(a.size), free]
-                ok = (schur > schur_rel * gjj) & has_free
-                _full_border(W, p, lam, Minv, on, pos, xs, cs, a[ok], j[ok], free[ok], u[ok], schur[ok])
-                bad = ~ok
-                if bad.any():
-                    # dependent violator: follow the zero-curvature direction e_j - u
-                    # until a passive coordinate reaches zero; it leaves, j enters.
-                    ab, jb, ub = a[bad], j[bad], u[bad]
-                    onb, xb = on[ab], xs[ab]
-                    i, s, can = _swap_ratio(xb, ub, onb)
-                    fail[ab[~can]] = True
-                    ab, jb, ub, xb, i, s, onb = ab[can], jb[can], ub[can], xb[can], i[can], s[can], onb[can]
-                    if ab.size:
-                        xb = np.where(onb, np.maximum(xb - s[:, None] * ub, 0.0), 0.0)
-                        xb[np.arange(ab.size), i] = 0.0
-                        xs[ab] = xb
-                        _full_downdate(Minv, on, xs, fail, ab, i)
-                        # border j into the freed slot
-                        Wp2 = W[:, pos[ab]]
-                        gj2 = (2.0 * lam) * np.einsum("dns,dn->ns", Wp2, W[:, jb]) * on[ab]
-                        u2 = np.einsum("nij,nj->ni", Minv[ab], gj2)
-                        sch2 = sq[jb] - np.einsum("ni,ni->n", gj2, u2)
-                        ok2 = sch2 > schur_rel * sq[jb]
-                        fail[ab[~ok2]] = True
-                        _full_border(W, p, lam, Minv, on, pos, xs, cs, ab[ok2], jb[ok2], i[ok2], u2[ok2], sch2[ok2])
-                        xs[ab[ok2], i[ok2]] = s[ok2]
-                        need_add[ab] = False
-        b = np.flatnonzero(~(done | fail))
-        if not b.size:
-            break
-        _passive_solve(Minv, cs, on, xs, need_add, b,
-                       lambda rows, slot: _full_downdate(Minv, on, xs, fail, rows, slot))
-    fail |= ~(done | fail)
+        if 2 * na <= n:  # compact the batch to its active columns
+            Minv[batch], on[batch], pos[batch], xs[batch], cs[batch] = bM, bon, bpos, bxs, bcs
+            done[batch], fail[batch] = bdone, bfail
+            batch = batch[act]
+            n = batch.size
+            bM, bon, bpos, bxs, bcs = Minv[batch], on[batch], pos[batch], xs[batch], cs[batch]
+            bdone, bfail = np.zeros(n, bool), np.zeros(n, bool)
+            Wc, ar, arc = W[:, batch], np.arange(n), np.arange(n)[:, None]
+            Wp = W[:, bpos]
+            act = np.ones(n, bool)
+        # ---- pricing: violation c - Hx of every coordinate, passive ones and the own
+        # index masked (an empty slot points at the own index)
+        V = (Wc - np.einsum("dns,ns->dn", Wp, bxs)).T @ W2
+        V -= p
+        V[ar, batch] = -np.inf
+        V[arc, bpos] = -np.inf
+        j = np.argmax(V, axis=1)
+        vmax = V[ar, j]
+        ok = vmax > thr
+        ok &= act
+        bdone |= act ^ ok
+        if not ok.any():
+            continue
+        steps += 1
+        if record:
+            hist.append(float(vmax[ok].max()))
+        # ---- up to _PIVOT_ADDS coordinates enter: the best violator at x, then the next
+        # best while it still violates at the restricted optimum z on the grown set;
+        # each is bordered into a free slot if its column of W is independent, and
+        # z moves by (v / s)(e_j - u) (v its violation at z, s its Schur complement)
+        z = bxs.copy()
+        for k in range(_PIVOT_ADDS):
+            if k:
+                V[ar, j] = -np.inf
+                j = np.argmax(V, axis=1)
+            gj = H[j[:, None], bpos] if H is not None else np.einsum("dns,dn->ns", Wp, W2[:, j])
+            gj *= bon
+            vz = V[ar, j] - np.einsum("ns,ns->n", gj, z - bxs) if k else vmax
+            u = np.matmul(bM, gj[:, :, None])[:, :, 0]
+            schur = sq[j] - np.einsum("ni,ni->n", gj, u)
+            free = np.argmin(bon, axis=1)
+            indep = schur > rel_sq[j]
+            indep &= ~bon[ar, free]
+            if k == 0 and not np.all(indep[ok]):
+                # a dependent best violator enters by a swap, and ends the pivot there
+                bad = np.flatnonzero(ok & ~indep)
+                _swap(W, W2, sq, bM, bcs, bon, bpos, bxs, bfail, bad, j[bad], u[bad], Wc, p,
+                      batch, schur_rel)
+                z[bad] = bxs[bad]
+                Wp = W[:, bpos]
+            ok &= indep
+            if k:
+                ok &= vz > thr
+            if not ok.any():
+                break
+            inv_s = np.divide(1.0, schur, out=np.zeros(n), where=ok)
+            alpha = np.multiply(vz, inv_s, out=np.zeros(n), where=ok)  # vz is -inf off ok
+            z -= alpha[:, None] * u
+            z[ar, free] += alpha
+            cj = H[j, batch] if H is not None else np.einsum("dn,dn->n", W2[:, j], Wc)
+            cj -= p[j]
+            _border_masked(bM, bon, bpos, bcs, ok, free, j, u, inv_s, cj)
+            Wp[:, ar, free] = np.where(ok, W[:, j], Wp[:, ar, free])
+        neg = np.any(bon & ~(z > 0), axis=1)
+        bxs = np.where(neg[:, None], bxs, z)
+        if neg.any():
+            rows = np.flatnonzero(neg)
+            _settle(bM, bcs, bon, bpos, bxs, bfail, rows, z[rows], batch)
+    Minv[batch], on[batch], pos[batch], xs[batch], cs[batch] = bM, bon, bpos, bxs, bcs
+    done[batch], fail[batch] = bdone, bfail
+    fail |= ~(done | fail)  # pivot cap reached
     return pos, xs, on, fail, steps, hist, Minv
 
-def _warm_slots(W, p, lam, B0, S, Minv, on, pos, xs, cs, need_add) -> None:
-    """Fill the passive slots from the supports of ``B0`` (in place), where usable."""
+
+def _border_masked(M, on, pos, cs, ok, slot, j, u, inv_s, cj) -> None:
+    """Border ``inv(H_PP)`` with coordinate ``j[k]`` in slot ``slot[k]`` where ``ok``.
+
+    In place, masked over all rows; ``u = inv(H_PP) H_Pj`` (overwritten), ``inv_s``
+    the inverse Schur complement ``1 / (H_jj - H_jP u)`` (0 where not ``ok``) and
+    ``cj`` the linear term of ``j``. The empty slot holds the identity, so
+    ``M + v v' / s - e e'`` with ``v = u - e_slot`` is the bordered inverse. The new
+    coordinate's value is left to the caller.
+    """
+    ar = np.arange(ok.size)
+    u[ar, slot] = -1.0
+    M += np.einsum("ni,nj->nij", u, u * inv_s[:, None])
+    M[ar, slot, slot] -= ok
+    on[ar, slot] |= ok
+    pos[ar, slot] = np.where(ok, j, pos[ar, slot])
+    cs[ar, slot] = np.where(ok, cj, cs[ar, slot])
+
+
+def _drop(M, cs, on, pos, xs, fail, rows, slot, home, z=None) -> None:
+    """Remove passive slot ``slot[k]`` of row ``rows[k]`` (in place).
+
+    The rank-one downdate ``M - m m' / m_ii`` followed by resetting row and column
+    ``slot`` to the identity; the slot then points back at the row's own index
+    ``home[rows[k]]``. A non-positive pivot ``m_ii`` (lost accuracy) fails the row.
+    With ``z`` (the restricted optimum on the old passive set, one row per ``rows``)
+    it becomes the optimum on the new one, ``z - (z_i / m_ii) m`` (in place).
+    """
+    ar = np.arange(rows.size)
+    Mr = M[rows]
+    mcol = Mr[ar, :, slot]
+    mii = mcol[ar, slot]
+    good = mii > 0
+    mcol /= np.where(good, mii, 1.0)[:, None]
+    if z is not None:
+        z -= z[ar, slot][:, None] * mcol
+        z[ar, slot] = 0.0
+    mcol[ar, slot] = 0.0
+    mrow = Mr[ar, slot, :]
+    Mr -= np.einsum("ni,nj->nij", mcol, mrow)
+    Mr[ar, slot, :] = 0.0
+    Mr[ar, slot, slot] = 1.0
+    M[rows] = Mr
+    fail[rows[~good]] = True
+    on[rows, slot] = False
+    xs[rows, slot] = 0.0
+    cs[rows, slot] = 0.0
+    pos[rows, slot] = home[rows]
+
+
+def _settle(M, cs, on, pos, xs, fail, rows, z, home) -> None:
+    """Lawson-Hanson's inner loop for ``rows`` (in place).
+
+    ``z`` (one row per ``rows``) is the restricted optimum on the passive set, which
+    leaves the orthant. Step from the feasible ``xs[rows]`` toward ``z`` up to the
+    first passive coordinate that reaches zero, drop it (rank-one downdate of ``M``;
+    ``z`` becomes the optimum on the smaller set, ``z - (z_i / m_ii) m``) and repeat
+    while ``z`` is still infeasible; a row whose ``z`` is positive on its passive
+    slots takes it. A coordinate at zero whose target is positive (one that has just
+    entered) stays passive; ties leave one per round, with a zero step.
+    """
+    while rows.size:
+        r = np.arange(rows.size)
+        x, P = xs[rows], on[rows]
+        neg = P & ~(z > 0)
+        ratio = np.divide(x, x - z, out=np.where(neg, 0.0, np.inf), where=neg & (x > z))
+        i = np.argmin(ratio, axis=1)
+        x += ratio[r, i][:, None] * (z - x)
+        np.maximum(x, 0.0, out=x)
+        x[r, i] = 0.0
+        # drop slot i: M - m m' / m_ii, then row and column i back to the identity
+        Mr = M[rows]
+        mcol = Mr[r, :, i]
+        mrow = Mr[r, i, :]
+        mii = mcol[r, i]
+        good = mii > 0
+        mcol /= np.where(good, mii, 1.0)[:, None]
+        z -= z[r, i][:, None] * mcol
+        z[r, i] = 0.0
+        mcol[r, i] = 0.0
+        Mr -= np.einsum("ni,nj->nij", mcol, mrow)
+        Mr[r, i, :] = 0.0
+        Mr[r, i, i] = 1.0
+        M[rows] = Mr
+        P[r, i] = False
+        on[rows] = P
+        xs[rows] = x
+        cs[rows, i] = 0.0
+        pos[rows, i] = home[rows]
+        fail[rows[~good]] = True
+        again = np.any(P & ~(z > 0), axis=1)
+        xs[rows[good & ~again]] = z[good & ~again]
+        again &= good
+        rows, z = rows[again], z[again]
+
+
+def _resolve(M, cs, on, pos, xs, fail, rows, home) -> None:
+    """Solve on the passive sets of ``rows`` from their feasible ``xs`` (in place)."""
+    z = np.matmul(M[rows], cs[rows][:, :, None])[:, :, 0]
+    neg = np.any(on[rows] & ~(z > 0), axis=1)
+    xs[rows[~neg]] = z[~neg]
+    _settle(M, cs, on, pos, xs, fail, rows[neg], z[neg], home)
+
+
+def _swap(W, W2, sq, M, cs, on, pos, xs, fail, rows, j, u, Wc, p, home, schur_rel) -> None:
+    """Bring the dependent violators ``j`` into ``rows`` along ``e_j - u`` (in place).
+
+    ``u = inv(H_PP) H_Pj`` spans ``j``'s column of ``W``, so the objective is linear
+    along ``e_j - u`` with slope ``-v_j < 0``: step until a passive coordinate reaches
+    zero (:func:`_swap_ratio`), drop it, border ``j`` into its slot and settle.
+    """
+    xb, onb = xs[rows], on[rows]
+    i, s, can = _swap_ratio(xb, u, onb)
+    fail[rows[~can]] = True
+    rows, j, u, xb, i, s, onb = rows[can], j[can], u[can], xb[can], i[can], s[can], onb[can]
+    if not rows.size:
+        return
+    xb = np.where(onb, np.maximum(xb - s[:, None] * u, 0.0), 0.0)
+    xb[np.arange(rows.size), i] = 0.0
+    xs[rows] = xb
+    _drop(M, cs, on, pos, xs, fail, rows, i, home)
+    gj = np.einsum("dns,dn->ns", W[:, pos[rows]], W2[:, j]) * on[rows]
+    u2 = np.einsum("nij,nj->ni", M[rows], gj)
+    sch = sq[j] - np.einsum("ni,ni->n", gj, u2)
+    ok = (sch > schur_rel * sq[j]) & ~fail[rows]
+    fail[rows[~ok]] = True
+    rows, j, i, s, u2, sch = rows[ok], j[ok], i[ok], s[ok], u2[ok], sch[ok]
+    if not rows.size:
+        return
+    # border through the masked helper on a sub-view of the rows
+    Mr, onr, posr, csr = M[rows], on[rows], pos[rows], cs[rows]
+    cj = np.einsum("dn,dn->n", W2[:, j], Wc[:, rows]) - p[j]
+    _border_masked(Mr, onr, posr, csr, np.ones(rows.size, bool), i, j, u2, 1.0 / sch, cj)
+    M[rows], on[rows], pos[rows], cs[rows] = Mr, onr, posr, csr
+    xs[rows, i] = s
+    _resolve(M, cs, on, pos, xs, fail, rows, home)
+
+
+def _warm_slots(W, p, lam, B0, S, Minv, on, pos, xs, cs) -> np.ndarray:
+    """Fill the passive slots from the supports of ``B0`` (in place), where usable.
+
+    Returns the rows filled; their values are ``B0``'s (feasible, not yet optimal).
+    """
     P0 = B0 > 0
     np.fill_diagonal(P0, False)
     cnt = P0.sum(axis=0)
     cand = np.flatnonzero((cnt > 0) & (cnt <= S))
+    none = np.zeros(0, dtype=np.intp)
     if not cand.size:
-        return
+        return none
     Pc = P0[:, cand].T  # (nc, T)
     order = np.argsort(~Pc, axis=1, kind="stable")[:, :S]
     on0 = np.take_along_axis(Pc, order, axis=1)
@@ -649,42 +837,17 @@ def _warm_slots(W, p, lam, B0, S, Minv, on, pos, xs, cs, need_add) -> None:
         err = np.abs(np.matmul(H, Mi) - np.eye(S)).max(axis=(1, 2))
         good = np.isfinite(err) & (err < 1e-8)
     except np.linalg.LinAlgError:
-        return
+        return none
     cg = cand[good]
     if not cg.size:
-        return
+        return none
     og, o0 = order[good], on0[good]
     Minv[cg] = Mi[good]
     on[cg] = o0
-    pos[cg] = np.where(o0, og, 0)
+    pos[cg] = np.where(o0, og, cg[:, None])
     xs[cg] = np.where(o0, B0[og, cg[:, None]], 0.0)
     cs[cg] = np.where(o0, (2.0 * lam) * np.einsum("nsd,dn->ns", Wp[good], W[:, cg]) - p[og], 0.0)
-    need_add[cg] = False
-
-
-def _full_border(W, p, lam, Minv, on, pos, xs, cs, ra, jo, so, uo, sc):
-    if not ra.size:
-        return
-    arr = np.arange(ra.size)
-    v = uo.copy(); v[arr, so] = -1.0
-    Mi = Minv[ra] + v[:, :, None] * (v[:, None, :] / sc[:, None, None])
-    Mi[arr, so, so] -= 1.0
-    Minv[ra] = Mi
-    on[ra, so] = True; pos[ra, so] = jo
-    cs[ra, so] = (2.0 * lam) * np.einsum("dn,dn->n", W[:, jo], W[:, ra]) - p[jo]
-    xs[ra, so] = 0.0
-
-def _full_downdate(Minv, on, xs, fail, rows, slot):
-    ar = np.arange(rows.size)
-    Mr = Minv[rows]
-    mcol = Mr[ar, :, slot]
-    mii = mcol[ar, slot]
-    good = mii > 0
-    Mr -= mcol[:, :, None] * (mcol[:, None, :] / np.where(good, mii, 1.0)[:, None, None])
-    Mr[ar, slot, :] = 0.0; Mr[ar, :, slot] = 0.0; Mr[ar, slot, slot] = 1.0
-    Minv[rows] = Mr
-    fail[rows[~good]] = True
-    on[rows, slot] = False; xs[rows, slot] = 0.0
+    return cg
 
 
 # --------------------------------------------------------------------------------------
@@ -845,29 +1008,32 @@ def _full_pricing_solve(
     thr: float,
     maxit: int,
     B0: np.ndarray | None,
-    polish: bool = True,
+    polish: str = "qr",
+    record: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, list[float]]:
-    """Run :func:`_lh_full` (warm-started from ``B0``) and, with ``polish``, re-solve
-    its supports accurately (QR).
+    """Run :func:`_lh_full` (warm-started from ``B0``), then ``polish`` its supports:
+    ``"none"``, ``"refine"`` (two steps of iterative refinement with the pivots'
+    ``inv(H_PP)``) or ``"qr"`` (an accurate QR solve of the stationarity conditions).
 
     Returns compact ``(sup_idx, sup_x)`` (failed columns empty), the mask of failed
     columns, the number of pivot steps and the per-step largest violation.
     """
-    pos, xs, on, fail, steps, hist, Minv = _lh_full(W, p, lam, thr, B0=B0, maxit=maxit)
+    pos, xs, on, fail, steps, hist, Minv = _lh_full(
+        W, p, lam, thr, B0=B0, maxit=maxit, record=record
+    )
     ok = np.flatnonzero(~fail & on.any(axis=1))
-    if not polish and ok.size:
-        # two steps of iterative refinement with the pivots' inv(H_PP), residuals in
+    if polish == "refine" and ok.size:
+        # one step of iterative refinement with the pivots' inv(H_PP), the residual in
         # the accurate form 2 lam W_P'(w_t - W_P x) - p_P
         Po, pp = on[ok], pos[ok]
         Wp = W[:, pp]  # d x n x S
         x = xs[ok] * Po
-        for _ in range(2):
-            r = W[:, ok] - np.einsum("dns,ns->dn", Wp, x)
-            g = ((2.0 * lam) * np.einsum("dns,dn->ns", Wp, r) - p[pp]) * Po
-            x = (x + np.einsum("nij,nj->ni", Minv[ok], g)) * Po
+        r = W[:, ok] - np.einsum("dns,ns->dn", Wp, x)
+        g = ((2.0 * lam) * np.einsum("dns,dn->ns", Wp, r) - p[pp]) * Po
+        x = (x + np.matmul(Minv[ok], g[:, :, None])[:, :, 0]) * Po
         good = np.all(~Po | (x > 0), axis=1) & np.all(np.isfinite(x), axis=1)
         xs[ok[good]] = x[good]
-    if polish and ok.size:
+    if polish == "qr" and ok.size:
         # Polish: solve the stationarity conditions on each support through a QR
         # factorisation of [W_P; E] (E = identity on the empty slots), i.e.
         # R'R z = R'Q'[w_t; 0] - p_P / (2 lam): conditioned like W_P, not like W_P'W_P.
@@ -1051,11 +1217,11 @@ def solve_transfer(
         maxit = min(max_iter, 20 * (min(d, T - 1) + 10))
         total_steps, all_hist = 0, []
         start_B = B0
-        for attempt in range(3):
-            # the first pass refines the pivots' solution iteratively (cheap; accurate
-            # for well-conditioned supports); later passes polish with QR
+        for polish in ("refine", "qr", "qr"):
+            # the pivots' solution, refined once, is usually certified; otherwise
+            # re-run from its support and polish with QR
             sup_idx, sup_x, failed, steps, hist = _full_pricing_solve(
-                W, p, lam, thr, maxit, start_B, polish=attempt > 0
+                W, p, lam, thr, maxit, start_B, polish=polish, record=record_history
             )
             total_steps += steps
             all_hist += hist

@@ -286,6 +286,24 @@ def test_warm_start_from_solution_is_immediate():
     np.testing.assert_allclose(warm.solution, cold.solution, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_entries_per_pivot_match_one(monkeypatch, seed):
+    """Letting a second coordinate enter per pivot changes the path, not the optimum."""
+    import solvers.transfer as transfer
+
+    rng = np.random.default_rng(60 + seed)
+    W, p = planted(80, 12, rng)
+    W[:, 5] = W[:, 3]  # a duplicated task: dependent violators and swaps
+    two = solve_transfer(W, p, 0.7)
+    monkeypatch.setattr(transfer, "_PIVOT_ADDS", 1)
+    one = solve_transfer(W, p, 0.7)
+    assert one.converged and two.converged
+    assert two.n_iter < one.n_iter
+    assert two.objective == pytest.approx(one.objective, rel=1e-12)
+    assert independent_kkt(W, two.solution, p, 0.7) <= CERT_TOL
+    assert_exactly_feasible(two.solution, 80)
+
+
 def test_warm_start_from_arbitrary_point():
     rng = np.random.default_rng(41)
     W, p = planted(30, 8, rng)
