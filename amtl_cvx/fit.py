@@ -181,7 +181,9 @@ def fit_alternating(
     beta, previous = 1.0, None
     with progress_bar(progress, max_iter, "AMTL alternations") as bar:
         for n_iter in range(1, int(max_iter) + 1):
-            B = engine.transfer(W, mu * c * losses, lam, B)
+            # warm start: the last B-step's own solution (an extrapolated B has a
+            # smaller support, which would cost the B-step its pivots again)
+            B = engine.transfer(W, mu * c * losses, lam, B if previous is None else previous[1])
             W = engine.tasks(B, lam, loss_weights(B, c, mu), ridge, W)
             value, losses = F(W, B)
             if extrapolate and previous is not None:

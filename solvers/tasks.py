@@ -599,10 +599,12 @@ def _solve_squared(
         return V, n_iter, cert, hist
 
     if d * T <= DENSE_MAX:
-        H = (2.0 * lam) * np.kron(cp.dense_m(), np.eye(d))
-        H4 = H.reshape(T, d, T, d)
+        # H = 2 lam kron(M, I_d) + blockdiag(s_t G_t), written into its (T, d, T, d) view
+        H4 = np.zeros((T, d, T, d))
+        H4[:, np.arange(d), :, np.arange(d)] = (2.0 * lam) * cp.dense_m()
         ar = np.arange(T)
         H4[ar, :, ar, :] += s[:, None, None] * G
+        H = H4.reshape(T * d, T * d)
         H[np.diag_indices_from(H)] += 2.0 * ridge
         try:
             fac = sla.cho_factor(H, lower=False, check_finite=False)

@@ -304,6 +304,26 @@ def test_two_entries_per_pivot_match_one(monkeypatch, seed):
     assert_exactly_feasible(two.solution, 80)
 
 
+def test_warm_start_from_a_nearby_support():
+    """A warm start one support change away (as between alternations) is not accepted
+    as it is: the solve on its supports is checked and the pivots finish the job."""
+    rng = np.random.default_rng(43)
+    W, p = planted(40, 10, rng)
+    cold = solve_transfer(W, p, 1.0)
+    for change in ("drop", "add"):
+        B0 = cold.solution.copy()
+        t = int(np.argmax((B0 > 0).sum(axis=0)))
+        if change == "drop":
+            B0[np.flatnonzero(B0[:, t])[0], t] = 0.0
+        else:
+            B0[int(np.flatnonzero((B0[:, t] == 0) & (np.arange(40) != t))[0]), t] = 0.5
+        warm = solve_transfer(W, p, 1.0, B0=B0)
+        assert warm.converged
+        assert warm.n_iter > 1
+        assert warm.objective == pytest.approx(cold.objective, rel=1e-12)
+        np.testing.assert_allclose(warm.solution, cold.solution, rtol=1e-8, atol=1e-12)
+
+
 def test_warm_start_from_arbitrary_point():
     rng = np.random.default_rng(41)
     W, p = planted(30, 8, rng)
