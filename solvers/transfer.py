@@ -612,20 +612,6 @@ def _lh_full(
     Wp = W[:, bpos]  # d x n x S: the columns of W in the slots
     rel_sq = schur_rel * sq
     for _ in range(maxit):
-        act = ~(bdone | bfail)
-        na = int(np.count_nonzero(act))
-        if na == 0:
-            break
-        if 2 * na <= n:  # compact the batch to its active columns
-            Minv[batch], on[batch], pos[batch], xs[batch], cs[batch] = bM, bon, bpos, bxs, bcs
-            done[batch], fail[batch] = bdone, bfail
-            batch = batch[act]
-            n = batch.size
-            bM, bon, bpos, bxs, bcs = Minv[batch], on[batch], pos[batch], xs[batch], cs[batch]
-            bdone, bfail = np.zeros(n, bool), np.zeros(n, bool)
-            Wc, ar, arc = W[:, batch], np.arange(n), np.arange(n)[:, None]
-            Wp = W[:, bpos]
-            act = np.ones(n, bool)
         # ---- pricing: violation c - Hx of every coordinate, passive ones and the own
         # index masked (an empty slot points at the own index)
         V = (Wc - np.einsum("dns,ns->dn", Wp, bxs)).T @ W2
@@ -635,10 +621,21 @@ def _lh_full(
         j = np.argmax(V, axis=1)
         vmax = V[ar, j]
         ok = vmax > thr
-        ok &= act
-        bdone |= act ^ ok
-        if not ok.any():
-            continue
+        ok &= ~bfail
+        bdone |= ~(ok | bfail)
+        na = int(np.count_nonzero(ok))
+        if na == 0:
+            break
+        if 2 * na <= n:  # compact the batch to the columns that go on
+            Minv[batch], on[batch], pos[batch], xs[batch], cs[batch] = bM, bon, bpos, bxs, bcs
+            done[batch], fail[batch] = bdone, bfail
+            batch, V, j, vmax = batch[ok], V[ok], j[ok], vmax[ok]
+            n = batch.size
+            bM, bon, bpos, bxs, bcs = Minv[batch], on[batch], pos[batch], xs[batch], cs[batch]
+            bdone, bfail = np.zeros(n, bool), np.zeros(n, bool)
+            Wc, ar, arc = W[:, batch], np.arange(n), np.arange(n)[:, None]
+            Wp = W[:, bpos]
+            ok = np.ones(n, bool)
         steps += 1
         if record:
             hist.append(float(vmax[ok].max()))
@@ -827,44 +824,6 @@ def _swap(W, W2, sq, M, cs, on, pos, xs, fail, rows, j, u, Wc, p, home, schur_re
     _resolve(M, cs, on, pos, xs, fail, rows, home)
 
 
-def _resolve_support(
-    W: np.ndarray, p: np.ndarray, lam: float, B0: np.ndarray, S: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The stationary point on the supports of ``B0``, where it is positive.
-
-    Each column ``t`` solves ``H_PP x = c_P`` on ``P = supp(B0[:, t])`` (one batched
-    inverse, then one step of iterative refinement with the residual in the accurate
-    form ``2 lam W_P'(w_t - W_P x) - p_P``). Returns compact ``(sup_idx, sup_x)``, or
-    ``None`` when a support has more than ``S`` entries, a system is singular or a
-    value is not positive: then the supports of ``B0`` are not those of the solution
-    and the pivots must run. Whether it *is* the solution is for the certificate.
-    """
-    P0 = B0 > 0
-    np.fill_diagonal(P0, False)
-    K = int(P0.sum(axis=0).max())
-    if K == 0 or K > S:
-        return None
-    order = np.argsort(~P0.T, axis=1, kind="stable")[:, :K]  # T x K
-    on0 = np.take_along_axis(P0.T, order, axis=1)
-    A = np.transpose(W[:, order], (1, 0, 2)) * on0[:, None, :]  # T x d x K
-    H = (2.0 * lam) * np.matmul(np.transpose(A, (0, 2, 1)), A)
-    H[:, np.arange(K), np.arange(K)] += ~on0
-    pk = np.where(on0, p[order], 0.0)
-    wt = W.T[:, :, None]
-    try:
-        Minv = np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        return None
-    x = np.zeros(on0.shape)
-    for _ in range(2):  # the solve, then one refinement step
-        r = wt - np.matmul(A, x[:, :, None])
-        g = (2.0 * lam) * np.matmul(np.transpose(A, (0, 2, 1)), r)[:, :, 0] - pk
-        x = x + np.matmul(Minv, g[:, :, None])[:, :, 0]
-    if not (np.all(np.isfinite(x)) and np.all(x[on0] > 0)):
-        return None
-    return np.where(on0, order, 0), np.where(on0, x, 0.0)
-
-
 def _warm_slots(W, p, lam, B0, S, Minv, on, pos, xs, cs) -> np.ndarray:
     """Fill the passive slots from the supports of ``B0`` (in place), where usable.
 
@@ -885,10 +844,12 @@ def _warm_slots(W, p, lam, B0, S, Minv, on, pos, xs, cs) -> np.ndarray:
     H[:, np.arange(S), np.arange(S)] += ~on0
     try:
         Mi = np.linalg.inv(H)
-        err = np.abs(np.matmul(H, Mi) - np.eye(S)).max(axis=(1, 2))
-        good = np.isfinite(err) & (err < 1e-8)
     except np.linalg.LinAlgError:
         return none
+    # a numerically singular support shows in diag(H inv(H)) != 1 (a full check of
+    # H inv(H) = I costs a batched matrix product); the pivots re-check every column
+    err = np.abs(np.einsum("nij,nji->ni", H, Mi) - 1.0).max(axis=1)
+    good = np.isfinite(err) & (err < 1e-8)
     cg = cand[good]
     if not cg.size:
         return none
@@ -1260,16 +1221,6 @@ def solve_transfer(
     res = np.zeros(T)  # absolute residual per column
     sup_idx = np.zeros((T, 0), dtype=np.intp)
     sup_x = np.zeros((T, 0))
-
-    if T <= _FULL_PRICING_MAX_T and B0 is not None:
-        # a warm start whose supports are the solution's (late alternations, a path
-        # of hyperparameters) is certified after one solve on them, without pivots
-        quick = _resolve_support(W, p, lam, B0, min(d, T - 1))
-        if quick is not None:
-            cert = float(_residuals(W, p, lam, *quick, thr).max()) / scale
-            if cert <= 0.5 * tol:
-                return _assemble(W, p, lam, quick[0], quick[1], 1, cert, tol,
-                                 [cert] if record_history else [])
 
     if T <= _FULL_PRICING_MAX_T:
         # ---- full-pricing Lawson-Hanson, certified by one pricing pass; if a column is
