@@ -84,7 +84,7 @@ class CvxpyBackend:
 
 
 class FastBackend:
-    """The first-order solvers of the ``solvers`` package, warm-started.
+    """The fast exact solvers of the ``solvers`` package, warm-started.
 
     A solve that stops before its certificate reaches ``tol`` emits a
     :class:`ConvergenceWarning` (its result is still used).

@@ -21,9 +21,9 @@ size plus the drops (13 at T = 100, d = 20), each costing a BLAS-3 product and b
 ``min(d, T-1)``-sized updates of ``inv(H_PP)``. A warm start ``B0`` fills the passive
 sets with its supports (from the previous B-step of an alternation, typically a few
 pivots remain). The solution is refined by one step of iterative refinement and
-certified by one pricing pass (a support left uncertified is re-solved with QR). Columns it cannot finish (a
-degenerate swap, the pivot cap), or a certificate above ``tol / 2``, hand over to the
-method below, warm-started from its support.
+certified by one pricing pass (a support left uncertified is re-solved with QR).
+Columns it cannot finish (a degenerate swap, the pivot cap), or a certificate above
+``tol / 2``, hand over to the method below, warm-started from its support.
 
 For ``T > 3000`` and on hand-over: a working-set (column-generation) method with an
 exact active-set core, vectorised across columns:
