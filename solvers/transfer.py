@@ -749,34 +749,16 @@ def _settle(M, cs, on, pos, xs, fail, rows, z, home) -> None:
     """
     while rows.size:
         r = np.arange(rows.size)
-        x, P = xs[rows], on[rows]
-        neg = P & ~(z > 0)
+        x = xs[rows]
+        neg = on[rows] & ~(z > 0)
         ratio = np.divide(x, x - z, out=np.where(neg, 0.0, np.inf), where=neg & (x > z))
         i = np.argmin(ratio, axis=1)
         x += ratio[r, i][:, None] * (z - x)
         np.maximum(x, 0.0, out=x)
-        x[r, i] = 0.0
-        # drop slot i: M - m m' / m_ii, then row and column i back to the identity
-        Mr = M[rows]
-        mcol = Mr[r, :, i]
-        mrow = Mr[r, i, :]
-        mii = mcol[r, i]
-        good = mii > 0
-        mcol /= np.where(good, mii, 1.0)[:, None]
-        z -= z[r, i][:, None] * mcol
-        z[r, i] = 0.0
-        mcol[r, i] = 0.0
-        Mr -= np.einsum("ni,nj->nij", mcol, mrow)
-        Mr[r, i, :] = 0.0
-        Mr[r, i, i] = 1.0
-        M[rows] = Mr
-        P[r, i] = False
-        on[rows] = P
         xs[rows] = x
-        cs[rows, i] = 0.0
-        pos[rows, i] = home[rows]
-        fail[rows[~good]] = True
-        again = np.any(P & ~(z > 0), axis=1)
+        _drop(M, cs, on, pos, xs, fail, rows, i, home, z)
+        good = ~fail[rows]
+        again = np.any(on[rows] & ~(z > 0), axis=1)
         xs[rows[good & ~again]] = z[good & ~again]
         again &= good
         rows, z = rows[again], z[again]
