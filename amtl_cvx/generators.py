@@ -16,7 +16,7 @@ import numpy as np
 from amtl_cvx._validation import check_scalar
 from amtl_cvx.data import MultiTaskData, MultiTaskDataset
 
-__all__ = ["make_regression_tasks", "make_classification_tasks", "IMBALANCED_SIZES"]
+__all__ = ["make_regression_tasks", "make_classification_tasks", "make_tabular_tasks", "IMBALANCED_SIZES"]
 
 #: Training rows per task of the release's imbalanced design (12 tasks).
 IMBALANCED_SIZES = (500, 500, 500, 5, 5, 5, 500, 500, 500, 5, 5, 5)
@@ -168,4 +168,108 @@ def make_classification_tasks(
     return _make(
         "logistic", n_tasks, n_features, n_samples, n_val, n_test, n_sources, n_parents,
         noise_source, noise_derived, add_bias, random_state,
+    )
+
+
+def make_tabular_tasks(
+    n_tasks: int = 140,
+    *,
+    group_sizes: Sequence[int] = (6, 5, 4),
+    n_integer: int = 2,
+    n_indicators: int = 10,
+    min_samples: int = 13,
+    max_samples: int = 150,
+    n_val: int = 20,
+    n_test: int = 20,
+    n_clusters: int = 5,
+    random_state: int | None = 0,
+) -> MultiTaskDataset:
+    """Regression tasks shaped like a real tabular data set, with a bias column.
+
+    Built to break solvers the way real data does (the planted generators above have
+    i.i.d. Gaussian, full-rank designs):
+
+    - **one-hot groups** (``group_sizes``): each row has exactly one 1 per group, so
+      every group's columns sum to the bias column (exact collinearity in every task);
+    - **integer features** (``n_integer``) in the tens (ages, counts: 18..80 and
+      Poisson(15));
+    - **rare 0/1 indicators** (``n_indicators``) with prevalences from 0.5 down to
+      0.005 (standard deviations down to about 0.07), often all zero in a small task;
+    - **imbalanced, small tasks**: ``n_t`` log-uniform in ``[min_samples,
+      max_samples]``; with the defaults about half the tasks have fewer rows than the
+      28 columns (15 one-hot + 2 integer + 10 indicators + bias);
+    - related tasks: ``n_clusters`` cluster prototypes plus a shared component, each
+      task a perturbed prototype, targets in the tens, noise standard deviation per
+      task between 2 and 12.
+
+    Parameters
+    ----------
+    n_tasks : int, default=140
+    group_sizes : sequence of int, default=(6, 5, 4)
+        Sizes of the one-hot groups (each at least 2).
+    n_integer, n_indicators : int
+    min_samples, max_samples : int
+        Range of the training rows per task (log-uniform).
+    n_val, n_test : int
+        Validation and test rows per task.
+    n_clusters : int
+    random_state : int or None, default=0
+
+    Returns
+    -------
+    MultiTaskDataset
+        ``add_bias`` is set on every split (the ones column is the last feature);
+        ``W_true`` holds the generating parameters (bias last), ``B_true`` is None.
+    """
+    if int(n_tasks) != n_tasks or n_tasks < 2:
+        raise ValueError(f"n_tasks must be an integer >= 2, got {n_tasks}")
+    groups = [int(g) for g in group_sizes]
+    if any(g < 2 for g in groups):
+        raise ValueError(f"group_sizes must be integers >= 2, got {tuple(group_sizes)}")
+    for name, v in (("n_integer", n_integer), ("n_indicators", n_indicators), ("n_clusters", n_clusters)):
+        if int(v) != v or v < (1 if name == "n_clusters" else 0):
+            raise ValueError(f"{name} must be a nonnegative integer (n_clusters positive), got {v}")
+    if not 1 <= min_samples <= max_samples:
+        raise ValueError(f"need 1 <= min_samples <= max_samples, got {min_samples}, {max_samples}")
+    rng = np.random.default_rng(random_state)
+    d_raw = sum(groups) + n_integer + n_indicators
+    prevalence = np.geomspace(0.5, 0.005, n_indicators) if n_indicators else np.zeros(0)
+    # Parameters: shared + cluster prototype + task deviation; bias around 30.
+    scale = np.concatenate([
+        np.full(sum(groups), 4.0), np.full(n_integer, 0.3), np.full(n_indicators, 6.0)
+    ])
+    shared = scale * rng.standard_normal(d_raw)
+    protos = scale * rng.standard_normal((n_clusters, d_raw))
+    cluster = rng.integers(n_clusters, size=n_tasks)
+    W = (shared + protos[cluster] + 0.3 * scale * rng.standard_normal((n_tasks, d_raw))).T
+    bias = 30.0 + 5.0 * rng.standard_normal(n_tasks)
+    noise = rng.uniform(2.0, 12.0, size=n_tasks)
+    n_train = np.exp(rng.uniform(np.log(min_samples), np.log(max_samples + 1), size=n_tasks)).astype(np.int64)
+    n_train = np.clip(n_train, min_samples, max_samples)
+
+    def rows(n: int) -> np.ndarray:
+        cols = []
+        for g in groups:
+            onehot = np.zeros((n, g))
+            onehot[np.arange(n), rng.integers(g, size=n)] = 1.0
+            cols.append(onehot)
+        ints = [rng.integers(18, 81, size=n), rng.poisson(15.0, size=n)]
+        cols += [ints[k % 2][:, None].astype(np.float64) for k in range(n_integer)]
+        cols.append((rng.random((n, n_indicators)) < prevalence).astype(np.float64))
+        return np.hstack(cols)
+
+    splits = {}
+    for split, sizes in (("train", n_train), ("val", np.full(n_tasks, n_val)), ("test", np.full(n_tasks, n_test))):
+        Xs, ys = [], []
+        for t in range(n_tasks):
+            X = rows(int(sizes[t]))
+            Xs.append(X)
+            ys.append(X @ W[:, t] + bias[t] + noise[t] * rng.standard_normal(X.shape[0]))
+        splits[split] = MultiTaskData(Xs, ys, add_bias=True)
+    return MultiTaskDataset(
+        **splits,
+        loss="squared",
+        W_true=np.vstack([W, bias[None, :]]),
+        B_true=None,
+        name=f"tabular-T{n_tasks}-d{d_raw + 1}",
     )

@@ -16,18 +16,26 @@ squared
     The optimality condition is the linear system
     ``(blockdiag(a_t/n_t X_t'X_t) + 2 lam (M kron I_d) + 2 ridge I) vec(W) =
     vec(a_t/n_t X_t'y_t)``. For ``d * T <= DENSE_MAX`` it is solved by a dense
-    Cholesky factorisation; otherwise (or if that factorisation fails because the
-    system is singular) by preconditioned conjugate gradients with matrix-free
-    products and a block-Jacobi preconditioner (per-task inverses of
+    Cholesky factorisation; otherwise by preconditioned conjugate gradients with
+    matrix-free products and a block-Jacobi preconditioner (per-task inverses of
     ``a_t/n_t X_t'X_t + (2 lam M_tt + 2 ridge) I``); if that stalls (strong,
     ill-conditioned coupling) PCG continues with a coupling preconditioner
     ``(2 lam M + diag(sig_t)) kron I_d`` factorised once by a sparse LU of a
-    T x T matrix (see :class:`_TwoLevelPCG`). Only the per-task Gram matrices
+    T x T matrix (see :class:`_TwoLevelPCG`). Neither preconditioner is reliable when
+    ``I - B`` is nearly singular and the tasks' Gram matrices share a null space (one-hot
+    groups collinear with a bias column): the system's condition number then reaches
+    1e10 and PCG stalls. So for ``d * T <= DIRECT_MAX`` PCG gets
+    :data:`PCG_BUDGET` iterations and the system is then solved directly (dense
+    Cholesky with iterative refinement, see :func:`_direct`). If the system is
+    singular (``ridge = 0``, ``I - B`` singular and a direction no task's data sees),
+    the **minimum-norm minimiser** is returned. Only the per-task Gram matrices
     ``X_t'X_t`` are used; see :func:`precompute_grams` to cache them.
 logistic
     Newton's method with inexact (forcing-term) PCG inner solves on the exact
     Hessian ``blockdiag(a_t/n_t X_t' D_t X_t) + 2 lam (M kron I_d) + 2 ridge I``
-    (same block-Jacobi preconditioner) and an Armijo backtracking line search.
+    (same preconditioners; a Newton direction PCG cannot reach within its budget is
+    computed by the dense Cholesky solve when ``d * T <= DIRECT_MAX``) and an Armijo
+    backtracking line search.
 
 Certificate
 -----------
@@ -70,10 +78,22 @@ __all__ = [
     "tasks_objective",
     "tasks_gradient",
     "DENSE_MAX",
+    "DIRECT_MAX",
+    "PCG_BUDGET",
 ]
 
-#: Largest ``d * T`` for which the squared W-step uses a dense Cholesky solve.
+#: Largest ``d * T`` for which the squared W-step starts with a dense Cholesky solve.
 DENSE_MAX = 300
+
+#: Largest ``d * T`` for which a W-step falls back to a dense Cholesky solve when
+#: PCG does not reach its tolerance within :data:`PCG_BUDGET` iterations
+#: (``H`` then takes ``8 (d T)^2`` bytes: 288 MB at ``d T = 6000``).
+DIRECT_MAX = 6000
+
+#: PCG iterations tried before the dense fallback (when ``d * T <= DIRECT_MAX``).
+PCG_BUDGET = 300
+
+_MAX_REFINE = 30
 
 _SPARSE_DENSITY = 0.1  # dense B with fewer nonzeros than this fraction goes sparse
 
@@ -571,6 +591,81 @@ def solve_tasks(
     )
 
 
+def _direct(
+    blocks: np.ndarray,
+    cp: _Coupling,
+    lam: float,
+    ridge: float,
+    rhs: np.ndarray,
+    matvec: Callable[[np.ndarray], np.ndarray],
+    ref: float,
+    tol: float,
+    V: np.ndarray,
+    resid: np.ndarray,
+    cert: float,
+    hist: list[float] | None,
+) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Dense direct solve of the squared W-step's normal equations ``H vec(V) = rhs``.
+
+    ``H = 2 lam kron(M, I_d) + blockdiag(blocks) + 2 ridge I`` (task-major; the
+    blocks are ``s_t G_t`` for the squared loss, the loss Hessians for the logistic), written
+    into its (T, d, T, d) view and factorised by Cholesky. The solution is improved by
+    iterative refinement on the true residual (at most ``_MAX_REFINE`` steps) until the
+    certificate reaches ``tol``.
+
+    If ``H`` is singular (``ridge = 0``, a direction no task's data sees on which the
+    coupling vanishes: ``I - B`` singular), Cholesky fails or leaves a pivot at
+    rounding level (``<= n eps max diag H``); then ``H + delta I``
+    (``delta = 1e-10 max diag H``) is factorised and refinement is run from zero
+    (iterated Tikhonov regularisation). The normal equations of a squared loss are
+    consistent, each correction lies in the range of ``H`` and the iteration starts at
+    zero, so it converges to the **minimum-norm minimiser**.
+
+    Returns ``(V, resid, cert, solves)``; a solve that does not lower the certificate
+    is not kept.
+    """
+    T, d = V.shape
+    H4 = np.zeros((T, d, T, d))
+    H4[:, np.arange(d), :, np.arange(d)] = (2.0 * lam) * cp.dense_m()
+    ar = np.arange(T)
+    H4[ar, :, ar, :] += blocks
+    H = H4.reshape(T * d, T * d)
+    H[np.diag_indices_from(H)] += 2.0 * ridge
+    hmax = max(float(np.max(np.diag(H))), np.finfo(float).tiny)
+    try:
+        fac = sla.cho_factor(H, lower=False, check_finite=False)
+        # rank-revealing test: a pivot at rounding level means H is singular (rounding
+        # may let Cholesky finish anyway, with an arbitrary null-space component)
+        if np.min(np.diag(fac[0])) ** 2 <= H.shape[0] * np.finfo(float).eps * hmax:
+            raise np.linalg.LinAlgError("singular")
+        x, r, c = V, resid, cert
+    except (np.linalg.LinAlgError, sla.LinAlgError):
+        H = H4.reshape(T * d, T * d)  # cho_factor may have overwritten nothing; H is intact
+        H[np.diag_indices_from(H)] += 1e-10 * hmax
+        try:
+            fac = sla.cho_factor(H, lower=False, check_finite=False)
+        except (np.linalg.LinAlgError, sla.LinAlgError):
+            return V, resid, cert, 0
+        x, r = np.zeros_like(V), rhs.copy()
+        c = _nrm(r) / ref
+    solves = 0
+    for _ in range(_MAX_REFINE):
+        xn = x + sla.cho_solve(fac, r.ravel(), check_finite=False).reshape(T, d)
+        rn = rhs - matvec(xn)
+        cn = _nrm(rn) / ref
+        solves += 1
+        if not np.isfinite(cn) or cn >= c and solves > 1:
+            break
+        x, r, c = xn, rn, cn
+        if hist is not None:
+            hist.append(c)
+        if c <= 0.5 * tol:
+            break
+    if c < cert:
+        return x, r, c, solves
+    return V, resid, cert, solves
+
+
 def _solve_squared(
     gr: TaskGrams,
     V: np.ndarray,
@@ -598,47 +693,21 @@ def _solve_squared(
     if cert <= tol or max_iter == 0:
         return V, n_iter, cert, hist
 
+    dense_ok = d * T <= DIRECT_MAX
     if d * T <= DENSE_MAX:
-        # H = 2 lam kron(M, I_d) + blockdiag(s_t G_t), written into its (T, d, T, d) view
-        H4 = np.zeros((T, d, T, d))
-        H4[:, np.arange(d), :, np.arange(d)] = (2.0 * lam) * cp.dense_m()
-        ar = np.arange(T)
-        H4[ar, :, ar, :] += s[:, None, None] * G
-        H = H4.reshape(T * d, T * d)
-        H[np.diag_indices_from(H)] += 2.0 * ridge
-        try:
-            fac = sla.cho_factor(H, lower=False, check_finite=False)
-            Vn = sla.cho_solve(fac, rhs.ravel(), check_finite=False).reshape(T, d)
-            rn = rhs - matvec(Vn)
-            cn = _nrm(rn) / ref
-            n_iter = 1
-            if np.isfinite(cn) and cn < cert:
-                V, resid, cert = Vn, rn, cn
-            if record:
-                hist.append(cert)
-            # one step of iterative refinement if rounding left us above tol
-            if cert > tol and n_iter < max_iter and np.isfinite(cert):
-                Vn = V + sla.cho_solve(fac, resid.ravel(), check_finite=False).reshape(T, d)
-                rn = rhs - matvec(Vn)
-                cn = _nrm(rn) / ref
-                n_iter += 1
-                if cn < cert:
-                    V, resid, cert = Vn, rn, cn
-                if record:
-                    hist.append(cert)
-        except (np.linalg.LinAlgError, sla.LinAlgError):
-            pass
+        V, resid, cert, it = _direct(s[:, None, None] * G, cp, lam, ridge, rhs, matvec, ref, tol, V, resid, cert, hist if record else None)
+        n_iter += it
         if cert <= tol:
             return V, n_iter, cert, hist
 
     sig = s * np.trace(G, axis1=1, axis2=2) / d + 2.0 * ridge
-    solver = _TwoLevelPCG(
-        matvec, s[:, None, None] * G, cp, lam, ridge, sig
-    )
-    # PCG with restarts on the true residual (the recursive one drifts).
+    solver = _TwoLevelPCG(matvec, s[:, None, None] * G, cp, lam, ridge, sig)
+    # PCG with restarts on the true residual (the recursive one drifts); where a direct
+    # solve is affordable, PCG gets a budget of PCG_BUDGET iterations before it.
+    budget = min(max_iter, PCG_BUDGET) if dense_ok else max_iter
     stall = 0
-    while cert > tol and n_iter < max_iter:
-        Vn, it = solver.solve(rhs, V, resid, 0.5 * tol * ref, max_iter - n_iter)
+    while cert > tol and n_iter < budget:
+        Vn, it = solver.solve(rhs, V, resid, 0.5 * tol * ref, budget - n_iter)
         n_iter += it
         rn = rhs - matvec(Vn)
         cn = _nrm(rn) / ref
@@ -652,6 +721,9 @@ def _solve_squared(
             stall += 1
         if it == 0 or stall >= 3:
             break
+    if cert > tol and dense_ok and d * T > DENSE_MAX and n_iter < max_iter:
+        V, resid, cert, it = _direct(s[:, None, None] * G, cp, lam, ridge, rhs, matvec, ref, tol, V, resid, cert, hist if record else None)
+        n_iter += it
     return V, n_iter, cert, hist
 
 
@@ -708,6 +780,11 @@ def _solve_logistic(
         solver = _TwoLevelPCG(matvec, Hb, cp, lam, ridge, sig)
         eta = min(0.5, np.sqrt(cert))
         p, _ = solver.solve(-g, np.zeros_like(V), -g, eta * gnorm, cg_cap)
+        if d * T <= DIRECT_MAX:
+            rp = -g - matvec(p)
+            miss = _nrm(rp)
+            if miss > eta * gnorm:  # PCG missed its forcing term: Newton direction by Cholesky
+                p, _, _, _ = _direct(Hb, cp, lam, ridge, -g, matvec, gnorm, eta, p, rp, miss / gnorm, None)
         slope = _dot(g, p)
         if not slope < 0:  # not a descent direction (numerical trouble): use -g
             p = -g

@@ -206,6 +206,101 @@ def test_strong_coupling_switches_preconditioner(monkeypatch):
     assert np.allclose(res.solution, ref.solution, atol=1e-7 * max(1, np.abs(ref.solution).max()))
 
 
+def onehot_instance(seed: int, T: int, n: tuple[int, int], near: float):
+    """One-hot groups plus a bias column (collinear in every task), integer and rare
+    0/1 columns, tasks with fewer rows than features, and ``B = near * cycle``: with
+    ``near = 1``, ``I - B`` is singular and so is the W-step system at ``ridge = 0``."""
+    rng = np.random.default_rng(seed)
+    Xs, ys = [], []
+    for t in range(T):
+        m = int(rng.integers(n[0], n[1] + 1))
+        onehot = np.eye(4)[rng.integers(4, size=m)]
+        ints = rng.integers(18, 81, size=(m, 1)).astype(float)
+        rare = (rng.random((m, 2)) < [0.3, 0.02]).astype(float)
+        X = np.hstack([onehot, ints, rare, np.ones((m, 1))])
+        Xs.append(X)
+        ys.append(X @ rng.standard_normal(8) * 3 + 30 + rng.standard_normal(m))
+    B = near * np.roll(np.eye(T), 1, axis=1)
+    return Xs, ys, B
+
+
+def dense_system(Xs, ys, B, lam, a, ridge):
+    """The squared W-step's normal equations, task-major, built independently."""
+    T, d = len(Xs), Xs[0].shape[1]
+    IB = np.eye(T) - B
+    H = 2 * lam * np.kron(IB @ IB.T, np.eye(d)) + 2 * ridge * np.eye(d * T)
+    rhs = np.zeros(d * T)
+    for t in range(T):
+        n = Xs[t].shape[0]
+        H[t * d:(t + 1) * d, t * d:(t + 1) * d] += a[t] / n * Xs[t].T @ Xs[t]
+        rhs[t * d:(t + 1) * d] = a[t] / n * Xs[t].T @ ys[t]
+    return H, rhs
+
+
+@pytest.mark.parametrize("dense_first", [True, False])
+def test_singular_system_returns_minimum_norm_minimiser(dense_first, monkeypatch):
+    # ridge = 0, I - B singular, a feature direction (one-hot sum minus bias) that no
+    # task sees: infinitely many minimisers; the documented choice is the minimum-norm one
+    Xs, ys, B = onehot_instance(21, 6, (3, 12), near=1.0)
+    T, d = len(Xs), Xs[0].shape[1]
+    a = np.ones(T)
+    H, rhs = dense_system(Xs, ys, B, 0.8, a, 0.0)
+    assert np.linalg.eigvalsh(H)[0] < 1e-12 * np.linalg.eigvalsh(H)[-1]  # really singular
+    if not dense_first:
+        monkeypatch.setattr(tasks_mod, "DENSE_MAX", 0)
+        monkeypatch.setattr(tasks_mod, "PCG_BUDGET", 5)
+    res = solve_tasks(Xs, ys, B, 0.8)
+    assert res.converged, res.certificate
+    w_min = np.linalg.lstsq(H, rhs, rcond=1e-12)[0].reshape(T, d).T
+    assert np.allclose(res.solution, w_min, atol=1e-6 * np.abs(w_min).max())
+    assert_matches(res, Xs, ys, B, 0.8, a, 0.0, "squared", "CLARABEL", CLARABEL,
+                   unique=False, w_tol=0)
+
+
+@pytest.fixture(scope="module")
+def tabular_stall():
+    """The real-data failure, small: 30 tabular tasks (one-hot + bias, n_t < d for many)
+    and the B of 8 plain alternations, where I - B is nearly singular (0.0018)."""
+    import warnings
+
+    from amtl_cvx.fit import fit_alternating
+    from amtl_cvx.generators import make_tabular_tasks
+
+    data = make_tabular_tasks(30, random_state=1).train
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_alternating(data, lam=1.0, mu=0.1, max_iter=8, extrapolate=False)
+    a = 1.0 + 0.1 * fit.B.sum(axis=1)
+    return list(data.Xs), list(data.ys), fit.B, a
+
+
+def test_nearly_singular_coupling_falls_back_to_direct_solve(tabular_stall, monkeypatch):
+    # PCG with both preconditioners stalls far above tol; the dense fallback certifies.
+    Xs, ys, B, a = tabular_stall
+    T, d = len(Xs), Xs[0].shape[1]
+    assert np.linalg.svd(np.eye(T) - B, compute_uv=False)[-1] < 1e-2
+    monkeypatch.setattr(tasks_mod, "DIRECT_MAX", 0)
+    pcg_only = solve_tasks(Xs, ys, B, 1.0, weights=a, max_iter=1000)
+    assert not pcg_only.converged  # the instance really defeats PCG
+    monkeypatch.setattr(tasks_mod, "DIRECT_MAX", 6000)
+    res = solve_tasks(Xs, ys, B, 1.0, weights=a, max_iter=1000)
+    assert res.converged and res.n_iter <= tasks_mod.PCG_BUDGET + tasks_mod._MAX_REFINE
+    H, rhs = dense_system(Xs, ys, B, 1.0, a, 0.0)
+    w = np.linalg.solve(H, rhs).reshape(T, d).T  # unique minimiser (H nonsingular)
+    assert np.allclose(res.solution, w, atol=1e-6 * np.abs(w).max())
+    assert_matches(res, Xs, ys, B, 1.0, a, 0.0, "squared", "CLARABEL", CLARABEL,
+                   unique=False, w_tol=0)
+
+
+def test_logistic_on_nearly_singular_coupling(tabular_stall):
+    Xs, ys, B, a = tabular_stall
+    ys = [np.where(y > np.median(y), 1.0, -1.0) for y in ys]
+    res = solve_tasks(Xs, ys, B, 1.0, loss="logistic", weights=a, ridge=1e-3, max_iter=30)
+    assert res.converged, res.certificate
+    assert_matches(res, Xs, ys, B, 1.0, a, 1e-3, "logistic", "CLARABEL", CLARABEL,
+                   unique=False, w_tol=0)
+
+
 def test_large_T_pcg_certificate_is_honest():
     Xs, ys, B, a = make_instance(15, 300, 6, (5, 40), b_kind="sparse")
     B = sp.csr_matrix(B * (np.random.default_rng(0).random(B.shape) < 0.03))
