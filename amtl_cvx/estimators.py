@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import logging
 import numbers
-import warnings
 from typing import Any
 
 import numpy as np
@@ -88,7 +87,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from amtl_cvx._validation import check_scalar
-from amtl_cvx.backends import BACKENDS, ConvergenceWarning
+from amtl_cvx.backends import BACKENDS
 from amtl_cvx.baselines import fit_single_task
 from amtl_cvx.data import MultiTaskData
 from amtl_cvx.fit import SELECTIONS, AMTLFit, fit_alternating, fit_curriculum
@@ -318,7 +317,7 @@ class _AMTLSolver:
         s: float = 1.0,
         sigma: float = 0.0,
         selection: str = "greedy",
-        max_iter: int = 50,
+        max_iter: int | None = None,
         tol: float = 1e-6,
         fit_intercept: bool = True,
         task_column: int | str | None = 0,
@@ -348,7 +347,9 @@ class _AMTLSolver:
         check_scalar(self.s, "s")
         check_scalar(self.sigma, "sigma")
         check_scalar(self.tol, "tol")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
+        if self.max_iter is not None and (
+            isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1
+        ):
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
@@ -380,17 +381,10 @@ class _AMTLSolver:
         )
         if self.algorithm == "curriculum":
             return fit_curriculum(data, selection=self.selection, **common)
-        result = fit_alternating(
+        # fit_alternating warns (ConvergenceWarning) when it stops at max_iter
+        return fit_alternating(
             data, max_iter=self.max_iter, tol=self.tol, **self._warm_start_point(data), **common
         )
-        if not result.converged:
-            warnings.warn(
-                f"{type(self).__name__}: the alternations did not converge within "
-                f"max_iter={self.max_iter} (tol={self.tol}); increase max_iter",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-        return result
 
 
 class _SingleTaskSolver:
@@ -498,10 +492,11 @@ _AMTL_PARAMS_DOC = """
         Imbalance weights ``c_t = s / n_t**sigma``; the default gives ``c_t = 1``.
     selection : {"greedy", "static"}, default="greedy"
         Curriculum task selection (``algorithm="curriculum"`` only).
-    max_iter : int, default=50
-        Maximum alternations (``algorithm="alternating"``).
+    max_iter : int, optional
+        Maximum L-BFGS iterations (default 1000) or alternations (default 100) of
+        :func:`~amtl_cvx.fit.fit_alternating` (``algorithm="alternating"``).
     tol : float, default=1e-6
-        Relative decrease of the objective that stops the alternations.
+        Tolerance on the fit's KKT certificate (``algorithm="alternating"``).
     fit_intercept : bool, default=True
         Append a ones column; its (regularised, coupled) coefficient is ``intercept_``.
     task_column : int, str or None, default=0

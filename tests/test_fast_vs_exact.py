@@ -99,7 +99,7 @@ def _check_calls(calls, data, loss):
 @pytest.mark.parametrize("lam, mu", [(10.0, 0.1), (1.0, 1.0)])
 def test_alternating_on_release_regression(monkeypatch, name, lam, mu):
     data = load_release_mat(release_file(name)).train
-    calls = _record(monkeypatch, fit_alternating, data, lam=lam, mu=mu, sigma=0.5, max_iter=6)
+    calls = _record(monkeypatch, fit_alternating, data, lam=lam, mu=mu, sigma=0.5, max_iter=6, method="alternating")
     assert _check_calls(calls, data, "squared") == {"transfer", "tasks"}
     assert len(calls) >= 7
 
@@ -121,7 +121,7 @@ def _usps_subset(rows_per_class: int = 15) -> MultiTaskData:
 
 def test_alternating_on_release_usps_logistic(monkeypatch):
     data = _usps_subset()
-    calls = _record(monkeypatch, fit_alternating, data, lam=0.3, mu=0.1, loss="logistic", ridge=0.01, max_iter=2)
+    calls = _record(monkeypatch, fit_alternating, data, lam=0.3, mu=0.1, loss="logistic", ridge=0.01, max_iter=2, method="alternating")
     assert _check_calls(calls, data, "logistic") == {"transfer", "tasks"}
 
 

@@ -64,8 +64,8 @@ def test_alternating_history_is_non_increasing(backend, loss, extrapolate):
 
 def test_extrapolation_converges_faster_and_lower(synthetic_path):
     data = load_release_mat(synthetic_path).train
-    plain = fit_alternating(data, lam=10.0, mu=0.1, max_iter=2000, extrapolate=False)
-    fast = fit_alternating(data, lam=10.0, mu=0.1, max_iter=2000, extrapolate=True)
+    plain = fit_alternating(data, lam=10.0, mu=0.1, max_iter=2000, extrapolate=False, method="alternating")
+    fast = fit_alternating(data, lam=10.0, mu=0.1, max_iter=2000, extrapolate=True, method="alternating")
     assert plain.converged and fast.converged
     assert fast.n_iter < 0.5 * plain.n_iter, (fast.n_iter, plain.n_iter)
     assert fast.objective <= plain.objective
