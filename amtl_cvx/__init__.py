@@ -14,7 +14,7 @@ from amtl_cvx.estimators import (
     task_preprocessor,
 )
 from amtl_cvx.fit import AMTLFit, fit_alternating, fit_curriculum
-from amtl_cvx.generators import make_classification_tasks, make_regression_tasks
+from amtl_cvx.generators import make_classification_tasks, make_regression_tasks, make_tabular_tasks
 from amtl_cvx.loaders import load_release_mat
 from amtl_cvx.model_selection import TaskKFold, evaluate_grid
 from amtl_cvx.objective import amtl_objective, task_losses
@@ -30,6 +30,7 @@ __all__ = [
     "fit_curriculum",
     "make_regression_tasks",
     "make_classification_tasks",
+    "make_tabular_tasks",
     "load_release_mat",
     "amtl_objective",
     "task_losses",

@@ -194,3 +194,26 @@ class TestGenerators:
     def test_bad_arguments(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
             make_regression_tasks(**kwargs)
+
+
+def test_tabular_generator_looks_like_real_data():
+    from amtl_cvx.generators import make_tabular_tasks
+
+    ds = make_tabular_tasks(random_state=5)
+    tr = ds.train
+    assert tr.n_tasks == 140 and tr.n_features == 28 and tr.add_bias
+    X = np.vstack(tr.Xs)
+    # every one-hot group sums to the bias column: exact collinearity in every task
+    for lo, hi in ((0, 6), (6, 11), (11, 15)):
+        assert np.array_equal(X[:, lo:hi].sum(axis=1), X[:, -1])
+    assert 20 <= X[:, 15].mean() <= 80 and X[:, 15].min() >= 18  # integers in the tens
+    stds = X[:, 17:27].std(axis=0)
+    assert stds.min() < 0.1 < 0.4 < stds.max()  # rare indicators next to common ones
+    small = tr.n_samples < tr.n_features
+    assert 20 <= small.sum() <= 100 and tr.n_samples.min() >= 13 and tr.n_samples.max() <= 150
+    assert 5000 <= tr.n_samples.sum() <= 12000
+    assert all(np.linalg.matrix_rank(Xt) < tr.n_features for Xt in tr.Xs)  # every task rank-deficient
+    again = make_tabular_tasks(random_state=5)
+    assert np.array_equal(np.vstack(again.train.Xs), X)
+    with pytest.raises(ValueError, match="group_sizes"):
+        make_tabular_tasks(group_sizes=(1, 3))
