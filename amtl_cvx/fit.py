@@ -65,8 +65,9 @@ class AMTLFit:
     objective : float
         ``F(W, B)``.
     objective_history : numpy.ndarray
-        Alternating: ``F`` at the single-task start and after every alternation
-        (non-increasing). Curriculum: the objective of the learned tasks after every
+        ``method="alternating"``: ``F`` at the single-task start and after every
+        alternation; ``method="lbfgs"``: ``F`` at the single-task ``W`` with its exact
+        B-step, then after every iteration (both non-increasing). Curriculum: the objective of the learned tasks after every
         step (it ends at ``F(W, B)``).
     n_iter : int
         Alternations or L-BFGS iterations (Algorithm 1; at least 1: a start that is

@@ -55,6 +55,7 @@ from solvers.losses import (
     get_loss,
 )
 from solvers.result import SolverResult
+from solvers.tasks import _check_W
 from solvers.transfer import solve_transfer
 
 __all__ = ["amtl_kkt_residual", "solve_amtl"]
@@ -77,6 +78,8 @@ class _Losses:
             self.idx = np.repeat(np.arange(self.T), self.n.astype(np.int64))
             self.starts = np.concatenate([[0], np.cumsum(self.n.astype(np.int64))[:-1]])
             self.G = np.stack([X.T @ X for X in Xs])
+        #: ``grad L_t(0)`` as a (d, T) array (the W-block's reference, a constant)
+        self.grad_at_zero = self(np.zeros((self.d, self.T)))[1]
 
     def __call__(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(L (T,), grad (d, T))``."""
@@ -92,10 +95,6 @@ class _Losses:
         g = np.add.reduceat(self.X * coef[:, None], self.starts, axis=0) / self.n[:, None]
         return L, g.T
 
-    def gradient_at_zero(self) -> np.ndarray:
-        """``grad L_t(0)`` as a (d, T) array."""
-        return self(np.zeros((self.d, self.T)))[1]
-
 
 def _kkt(
     Lf: _Losses, W: np.ndarray, B: np.ndarray, lam: float, mu: float, c: np.ndarray, ridge: float
@@ -104,7 +103,7 @@ def _kkt(
     a = 1.0 + mu * c * B.sum(axis=1)
     R = W - W @ B
     gW = gL * a + 2.0 * lam * (R - R @ B.T) + 2.0 * ridge * W
-    refW = np.linalg.norm(Lf.gradient_at_zero() * a)
+    refW = np.linalg.norm(Lf.grad_at_zero * a)
     p = mu * c * L
     gB = p[:, None] - 2.0 * lam * (W.T @ R)
     gB0 = p[:, None] - 2.0 * lam * (W.T @ W)
@@ -134,13 +133,6 @@ def _prepare(Xs, ys, lam, mu, c, loss, ridge):
         if c_a.shape != (T,) or np.any(c_a < 0):
             raise ValueError(f"c must be a nonnegative vector of shape ({T},)")
     return Xl, yl, lam_f, mu_f, c_a, lossf.name, ridge_f
-
-
-def _check_W(W: Any, d: int, T: int, name: str) -> np.ndarray:
-    Wa = _check_array(W, name, ndim=2)
-    if Wa.shape != (d, T):
-        raise ValueError(f"{name} must have shape ({d}, {T}), got {Wa.shape}")
-    return Wa
 
 
 def amtl_kkt_residual(
@@ -253,20 +245,24 @@ def solve_amtl(
     def to_w(x: np.ndarray) -> np.ndarray:
         return np.einsum("tji,tj->it", Rinv, x.reshape(T, d))  # w_t = Rt^{-T} u_t
 
-    state: dict[str, Any] = {"B": B, "evals": 0}
+    # the last evaluated point, its objective and its B-step (warm start of the next)
+    state: dict[str, Any] = {"x": None, "f": np.nan, "B": B}
 
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
         Wx = to_w(x)
         L, gL = Lf(Wx)
-        res = solve_transfer(Wx, mu_f * c_a * L, lam_f, B0=state["B"], tol=bstep_tol)
-        Bx = res.solution
-        state["B"], state["evals"] = Bx, state["evals"] + 1
+        Bx = solve_transfer(Wx, mu_f * c_a * L, lam_f, B0=state["B"], tol=bstep_tol).solution
         a = 1.0 + mu_f * c_a * Bx.sum(axis=1)
         R = Wx - Wx @ Bx
         f = float(a @ L + lam_f * np.sum(R * R) + ridge_f * np.sum(Wx * Wx))
         gW = gL * a + 2.0 * lam_f * (R - R @ Bx.T) + 2.0 * ridge_f * Wx
-        state["last"] = (x.copy(), f, Bx)
+        state.update(x=x.copy(), f=f, B=Bx)
         return f, np.einsum("tij,jt->ti", Rinv, gW).ravel()  # grad_u = Rt^{-1} grad_w
+
+    def evaluate_at(x: np.ndarray) -> None:
+        """Make ``state`` hold ``x`` (the optimiser's last evaluation may be elsewhere)."""
+        if state["x"] is None or not np.array_equal(state["x"], x):
+            fg(x)
 
     x = np.einsum("tji,jt->ti", Rt, W).ravel()  # u_t = Rt' w_t
     f0, _ = fg(x)
@@ -280,9 +276,7 @@ def solve_amtl(
         n_iter += 1
         xi = intermediate_result.x
         history.append(float(intermediate_result.fun))
-        xl, _, Bl = state["last"]
-        if not np.array_equal(xl, xi):
-            fg(xi)
+        evaluate_at(xi)
         cert = _kkt(Lf, to_w(xi), state["B"], lam_f, mu_f, c_a, ridge_f)
         if cert <= tol_f or n_iter >= max_it:
             raise StopIteration
@@ -297,13 +291,10 @@ def solve_amtl(
         x = out.x
         # progress or not, L-BFGS stopped short of the certificate: restart from x
         fails = fails + 1 if n_iter == start_iter or history[-1] >= start_f else 0
-    fg(x)
+    evaluate_at(x)
     W, B = to_w(x), state["B"]
     cert = _kkt(Lf, W, B, lam_f, mu_f, c_a, ridge_f)
-    L, _ = Lf(W)
-    R = W - W @ B
-    obj = float((1.0 + mu_f * c_a * B.sum(axis=1)) @ L + lam_f * np.sum(R * R) + ridge_f * np.sum(W * W))
     return SolverResult(
-        solution=(W, B), objective=obj, n_iter=n_iter, converged=bool(cert <= tol_f),
+        solution=(W, B), objective=state["f"], n_iter=n_iter, converged=bool(cert <= tol_f),
         certificate=float(cert), tol=tol_f, history=tuple(history),
     )

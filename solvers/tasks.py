@@ -640,8 +640,7 @@ def _direct(
             raise np.linalg.LinAlgError("singular")
         x, r, c = V, resid, cert
     except (np.linalg.LinAlgError, sla.LinAlgError):
-        H = H4.reshape(T * d, T * d)  # cho_factor may have overwritten nothing; H is intact
-        H[np.diag_indices_from(H)] += 1e-10 * hmax
+        H[np.diag_indices_from(H)] += 1e-10 * hmax  # cho_factor left H intact
         try:
             fac = sla.cho_factor(H, lower=False, check_finite=False)
         except (np.linalg.LinAlgError, sla.LinAlgError):
@@ -693,15 +692,17 @@ def _solve_squared(
     if cert <= tol or max_iter == 0:
         return V, n_iter, cert, hist
 
+    blocks = s[:, None, None] * G
+    hist_or_none = hist if record else None
     dense_ok = d * T <= DIRECT_MAX
     if d * T <= DENSE_MAX:
-        V, resid, cert, it = _direct(s[:, None, None] * G, cp, lam, ridge, rhs, matvec, ref, tol, V, resid, cert, hist if record else None)
+        V, resid, cert, it = _direct(blocks, cp, lam, ridge, rhs, matvec, ref, tol, V, resid, cert, hist_or_none)
         n_iter += it
         if cert <= tol:
             return V, n_iter, cert, hist
 
     sig = s * np.trace(G, axis1=1, axis2=2) / d + 2.0 * ridge
-    solver = _TwoLevelPCG(matvec, s[:, None, None] * G, cp, lam, ridge, sig)
+    solver = _TwoLevelPCG(matvec, blocks, cp, lam, ridge, sig)
     # PCG with restarts on the true residual (the recursive one drifts); where a direct
     # solve is affordable, PCG gets a budget of PCG_BUDGET iterations before it.
     budget = min(max_iter, PCG_BUDGET) if dense_ok else max_iter
@@ -722,7 +723,7 @@ def _solve_squared(
         if it == 0 or stall >= 3:
             break
     if cert > tol and dense_ok and d * T > DENSE_MAX and n_iter < max_iter:
-        V, resid, cert, it = _direct(s[:, None, None] * G, cp, lam, ridge, rhs, matvec, ref, tol, V, resid, cert, hist if record else None)
+        V, resid, cert, it = _direct(blocks, cp, lam, ridge, rhs, matvec, ref, tol, V, resid, cert, hist_or_none)
         n_iter += it
     return V, n_iter, cert, hist
 
@@ -784,7 +785,7 @@ def _solve_logistic(
             rp = -g - matvec(p)
             miss = _nrm(rp)
             if miss > eta * gnorm:  # PCG missed its forcing term: Newton direction by Cholesky
-                p, _, _, _ = _direct(Hb, cp, lam, ridge, -g, matvec, gnorm, eta, p, rp, miss / gnorm, None)
+                p = _direct(Hb, cp, lam, ridge, -g, matvec, gnorm, eta, p, rp, miss / gnorm, None)[0]
         slope = _dot(g, p)
         if not slope < 0:  # not a descent direction (numerical trouble): use -g
             p = -g

@@ -292,6 +292,22 @@ def test_nearly_singular_coupling_falls_back_to_direct_solve(tabular_stall, monk
                    unique=False, w_tol=0)
 
 
+def test_logistic_newton_direction_falls_back_to_direct_solve(tabular_stall, monkeypatch):
+    # a PCG that misses its forcing term (here: returns its zero start) must not leave
+    # Newton with gradient steps: the direction comes from the dense Cholesky solve
+    Xs, ys, B, a = tabular_stall
+    ys = [np.where(y > np.median(y), 1.0, -1.0) for y in ys]
+    monkeypatch.setattr(tasks_mod._TwoLevelPCG, "solve", lambda self, rhs, x0, r0, tol, it: (x0, 0))
+    monkeypatch.setattr(tasks_mod, "DIRECT_MAX", 0)
+    stalled = solve_tasks(Xs, ys, B, 1.0, loss="logistic", weights=a, ridge=1e-3, max_iter=30)
+    assert not stalled.converged
+    monkeypatch.setattr(tasks_mod, "DIRECT_MAX", 6000)
+    res = solve_tasks(Xs, ys, B, 1.0, loss="logistic", weights=a, ridge=1e-3, max_iter=30)
+    assert res.converged, res.certificate
+    assert_matches(res, Xs, ys, B, 1.0, a, 1e-3, "logistic", "CLARABEL", CLARABEL,
+                   unique=False, w_tol=0)
+
+
 def test_logistic_on_nearly_singular_coupling(tabular_stall):
     Xs, ys, B, a = tabular_stall
     ys = [np.where(y > np.median(y), 1.0, -1.0) for y in ys]
