@@ -64,6 +64,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.optimize import nnls
 
 from solvers.result import SolverResult
 
@@ -88,6 +89,11 @@ _GRAM_MAX_T = 1500
 # Lawson-Hanson step back serve them all. Measured at d = 20, T = 100: 22 pivots with
 # one entry, 13 with two.
 _PIVOT_ADDS = 2
+#: at most this many uncertified columns are rescued one by one (:func:`_nnls_rescue`)
+_RESCUE_MAX_COLS = 1000
+#: pivot cap of the full-pricing method, per slot (+10); a column that needs more is
+#: usually cycling on a degenerate support and is rescued by :func:`_nnls_rescue`
+_FULL_PIVOTS = 4
 
 
 # --------------------------------------------------------------------------------------
@@ -1099,6 +1105,61 @@ def _polish_support(
     return x
 
 
+def _nnls_rescue(
+    W: np.ndarray, p: np.ndarray, lam: float, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Column by column NNLS for the columns the batched pivots left uncertified.
+
+    The batched methods pivot on ``inv(H_PP)`` with a Schur-complement test for
+    dependence; on degenerate columns (``W`` rank deficient, as with one-hot features
+    collinear with the bias, and ``p = 0``: many supports reach the optimum) they can
+    cycle. Column ``t`` is then solved as an NNLS problem by SciPy's Lawson-Hanson
+    (``scipy.optimize.nnls``, QR-based), with the linear term carried by one extra row:
+    ``||w_t - W b||^2 + (p / lam)'b = ||[w_t; eta] - [W; a'] b||^2 - (a'b)^2 - eta^2``
+    with ``a = -p / (2 lam eta)``, so for ``eta = 1e8 (||w_t|| + 1)`` the extra
+    ``(a'b)^2`` is below rounding. The support found is then polished on the exact
+    stationarity conditions with QR (:func:`_polish_support`) and certified by the
+    caller. Returns compact ``(sup_idx, sup_x)`` for ``cols``.
+    """
+    d, T = W.shape
+    out_idx, out_x = [], []
+    for t in cols:
+        idx = np.concatenate([np.arange(t), np.arange(t + 1, T)])
+        eta = 1e8 * (float(np.linalg.norm(W[:, t])) + 1.0)
+        A = np.vstack([W[:, idx], (-p[idx] / (2.0 * lam * eta))[None, :]])
+        try:
+            x, _ = nnls(A, np.append(W[:, t], eta), maxiter=50 * T)
+        except RuntimeError:  # iteration cap: leave the column to the working sets
+            x = np.zeros(T - 1)
+        keep = np.flatnonzero(x > 0)
+        xk = _polish_support(W, p, lam, int(t), idx[keep], x[keep]) if keep.size else x[keep]
+        out_idx.append(idx[keep])
+        out_x.append(xk)
+    S = max((v.size for v in out_idx), default=0)
+    sup_idx = np.zeros((cols.size, S), dtype=np.intp)
+    sup_x = np.zeros((cols.size, S))
+    for r, (i, v) in enumerate(zip(out_idx, out_x)):
+        sup_idx[r, : i.size] = i
+        sup_x[r, : v.size] = np.where(v > 0, v, 0.0)
+    return sup_idx, sup_x
+
+
+def _merge_rescued(
+    sup_idx: np.ndarray, sup_x: np.ndarray, rows: np.ndarray, r_idx: np.ndarray, r_x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compact supports with ``rows`` replaced by ``(r_idx, r_x)`` (widened as needed)."""
+    S = max(sup_idx.shape[1], r_idx.shape[1])
+    idx = np.zeros((sup_idx.shape[0], S), dtype=np.intp)
+    x = np.zeros((sup_idx.shape[0], S))
+    idx[:, : sup_idx.shape[1]] = sup_idx
+    x[:, : sup_x.shape[1]] = sup_x
+    idx[rows] = 0
+    x[rows] = 0.0
+    idx[rows, : r_idx.shape[1]] = r_idx
+    x[rows, : r_x.shape[1]] = r_x
+    return idx, x
+
+
 # --------------------------------------------------------------------------------------
 # main entry point
 # --------------------------------------------------------------------------------------
@@ -1208,7 +1269,7 @@ def solve_transfer(
         # ---- full-pricing Lawson-Hanson, certified by one pricing pass; if a column is
         # left uncertified (the pivots run on inv(H_PP), conditioned like W_P'W_P), the
         # method is re-run from that support and polished with QR, at most twice
-        maxit = min(max_iter, 20 * (min(d, T - 1) + 10))
+        maxit = min(max_iter, _FULL_PIVOTS * (min(d, T - 1) + 10))
         total_steps, all_hist = 0, []
         start_B = B0
         for polish in ("refine", "qr", "qr"):
@@ -1224,6 +1285,13 @@ def solve_transfer(
             if failed.any() or cert <= 0.5 * tol:
                 break
             start_B = _dense(sup_idx, sup_x, T)
+        bad = np.flatnonzero(failed | (res > 0.5 * tol * scale))
+        # (not when the user's max_iter is what stopped the pivots)
+        if bad.size and bad.size <= _RESCUE_MAX_COLS and maxit < max_iter:
+            sup_idx, sup_x = _merge_rescued(sup_idx, sup_x, bad, *_nnls_rescue(W, p, lam, bad))
+            failed = np.zeros(T, dtype=bool)
+            res = _residuals(W, p, lam, sup_idx, sup_x, thr)
+            cert = float(res.max()) / scale
         if not failed.any() and cert <= 0.5 * tol:
             # n_iter: the pivots plus the certifying pricing pass
             history = [v / scale for v in all_hist] + [cert] if record_history else []

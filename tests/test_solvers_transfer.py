@@ -455,3 +455,41 @@ def test_semidefinite_fallback_solves_restricted_problem(seed):
     assert prob.status == cp.OPTIMAL
     val = 0.5 * x @ G @ x - c @ x
     assert val <= prob.value + 1e-7 * max(1.0, abs(prob.value))
+
+
+def test_degenerate_columns_are_rescued_and_certified():
+    """A W from a fit at mu = 0 on one-hot data (rank 27 of 28, B entries in the
+    hundreds): the batched pivots cycle on a few columns, which used to end in the
+    working-set method's iteration cap (converged=False after 2.5 s). With p = 0 every
+    column is a plain NNLS problem, so SciPy's NNLS gives the reference objective."""
+    from pathlib import Path
+
+    from scipy.optimize import nnls
+
+    data = np.load(Path(__file__).parent / "data" / "degenerate_bstep.npz")
+    W, lam = data["W"], float(data["lam"])
+    T = W.shape[1]
+    res = solve_transfer(W, np.zeros(T), lam, tol=1e-9)
+    assert res.converged and res.certificate <= 1e-9
+    assert res.certificate == pytest.approx(transfer_kkt_residual(W, res.solution, np.zeros(T), lam))
+    assert_exactly_feasible(res.solution, T)
+    ref = lam * sum(nnls(np.delete(W, t, axis=1), W[:, t], maxiter=50 * T)[1] ** 2 for t in range(T))
+    assert res.objective <= ref * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nnls_rescue_carries_the_linear_term(seed):
+    """The rescue's extra row must reproduce ``p'b`` exactly: on planted instances with
+    p > 0 its columns match Clarabel's optimum (a dropped or mis-scaled row gives the
+    p = 0 solution, with a larger support and a larger objective)."""
+    from solvers.transfer import _dense, _nnls_rescue
+
+    rng = np.random.default_rng(seed)
+    W, p = planted(30, 8, rng, mu=0.5)
+    idx, x = _nnls_rescue(W, p, 1.0, np.arange(30))
+    B = _dense(idx, x, 30)
+    assert_exactly_feasible(B, 30)
+    _, exact = clarabel_reference(W, p, 1.0)
+    fast = transfer_objective(W, B, p, 1.0)
+    assert (fast - exact) / max(1.0, abs(exact)) <= GAP_TOL
+    assert transfer_kkt_residual(W, B, p, 1.0) <= CERT_TOL
