@@ -31,7 +31,11 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solver", default=None, help="CVXPY solver (OSQP, CLARABEL, ECOS) for --backend cvxpy")
     p.add_argument("--ridge", type=float, default=0.0, help="ridge * ||W||_F^2 (default 0)")
     p.add_argument("--sigma", type=float, default=0.0, help="imbalance exponent: c_t = s / n_t**sigma")
-    p.add_argument("--progress", action="store_true", help="show a progress bar over the grid")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar over the grid (default: on when stderr is a terminal)")
+    p.add_argument("--no-warm-start", dest="warm_start", action="store_false",
+                   help="fit every grid point from the single-task models (default: warm "
+                        "start from the previous point along the path)")
 
 
 def _select(dataset, args, lams, mus):
@@ -39,11 +43,17 @@ def _select(dataset, args, lams, mus):
     from amtl_cvx.selection import select_amtl, select_single_task
 
     stl = select_single_task(dataset, lams)
-    with progress_bar(args.progress, len(lams) * len(mus), "grid") as bar:
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+
+    def advance(bar, params, err):
+        bar.update(1)
+        bar.set_postfix_str(f"lam={params['lam']:g} mu={params['mu']:g} val={err:.4g}")
+
+    with progress_bar(show, len(lams) * len(mus), "AMTL grid") as bar:
         amtl = select_amtl(
             dataset, lams, mus, algorithm=args.algorithm, backend=args.backend,
-            solver=args.solver, ridge=args.ridge, sigma=args.sigma,
-            on_fit=lambda params, err: bar.update(1),
+            solver=args.solver, ridge=args.ridge, sigma=args.sigma, warm_start=args.warm_start,
+            on_fit=lambda params, err: advance(bar, params, err),
         )
     return stl, amtl
 
@@ -100,6 +110,7 @@ def _demo(args) -> int:
 def _fit(args) -> int:
     from amtl_cvx.loaders import load_release_mat
 
+    t0 = time.perf_counter()
     dataset = load_release_mat(args.path, add_bias=not args.no_bias)
     lams = args.lam or [0.1, 1.0, 10.0, 100.0]
     mus = args.mu or [0.0, 0.1, 1.0]
@@ -111,6 +122,7 @@ def _fit(args) -> int:
     np.savez(out, W=amtl.fit.W, B=amtl.fit.B, lam=amtl.params["lam"], mu=amtl.params["mu"],
              objective_history=amtl.fit.objective_history)
     print(f"\nsaved W {amtl.fit.W.shape} and B {amtl.fit.B.shape} to {out}")
+    print(f"done in {time.perf_counter() - t0:.1f} s ({len(lams) * len(mus)} AMTL grid points)")
     return 0
 
 

@@ -63,6 +63,7 @@ def select_amtl(
     mus: Sequence[float] = DEFAULT_MUS,
     *,
     algorithm: str = "alternating",
+    warm_start: bool = True,
     on_fit: Callable[[dict, float], None] | None = None,
     **fit_kwargs,
 ) -> Selected:
@@ -72,8 +73,16 @@ def select_amtl(
     ----------
     dataset : MultiTaskDataset
     lams, mus : sequence of float
-        The grid.
+        The grid, walked as a path: ``mu`` inner (in the order given), ``lam`` outer.
     algorithm : {"alternating", "curriculum"}
+    warm_start : bool, default=True
+        Alternating AMTL only: start every grid point from the previous point's
+        ``(W, B)`` (``W_init``, ``B_init`` of :func:`~amtl_cvx.fit.fit_alternating`);
+        the first point of a new ``lam`` starts from the first point of the previous
+        ``lam``. Each fit still runs to its own KKT certificate; since the problem is
+        not convex, a warm start may end at another stationary point than the
+        single-task start would (``warm_start=False`` fits every point from the
+        single-task models).
     on_fit : callable, optional
         Called as ``on_fit(params, val_error)`` after each grid point (progress).
     **fit_kwargs
@@ -82,10 +91,21 @@ def select_amtl(
     """
     if algorithm not in ("alternating", "curriculum"):
         raise ValueError(f"algorithm must be 'alternating' or 'curriculum', got {algorithm!r}")
+    if not isinstance(warm_start, bool):
+        raise ValueError(f"warm_start must be True or False, got {warm_start!r}")
     fitter = fit_alternating if algorithm == "alternating" else fit_curriculum
+    warm = warm_start and algorithm == "alternating"
     table, best = [], None
-    for lam, mu in itertools.product(lams, mus):
-        fit = fitter(dataset.train, lam=lam, mu=mu, loss=dataset.loss, **fit_kwargs)
+    previous, row_start = None, None  # the last fit, the first fit of the current lam
+    for lam, (k, mu) in itertools.product(lams, enumerate(mus)):
+        kwargs = dict(fit_kwargs)
+        start = row_start if k == 0 else previous
+        if warm and start is not None:
+            kwargs.update(W_init=start.W, B_init=start.B)
+        fit = fitter(dataset.train, lam=lam, mu=mu, loss=dataset.loss, **kwargs)
+        previous = fit
+        if k == 0:
+            row_start = fit
         err = float(np.mean(task_errors(fit.W, dataset.val, dataset.loss)))
         params = {"lam": lam, "mu": mu}
         table.append((params, err))

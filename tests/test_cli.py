@@ -55,3 +55,15 @@ def test_console_script_help():
         pytest.skip("console script not installed next to this Python")
     res = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
     assert "demo" in res.stdout and "fit" in res.stdout
+
+
+def test_fit_reports_total_time_and_shows_progress_on_request(synthetic_path, tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    assert main(["fit", str(synthetic_path), "--lam", "10", "--mu", "0.1,1", "-o", str(out),
+                 "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert "done in" in captured.out and "(2 AMTL grid points)" in captured.out
+    assert "AMTL grid" in captured.err  # the bar (tqdm writes to stderr)
+    # not a terminal and not asked: no bar
+    assert main(["fit", str(synthetic_path), "--lam", "10", "--mu", "0.1", "-o", str(out)]) == 0
+    assert "AMTL grid" not in capsys.readouterr().err

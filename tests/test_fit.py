@@ -152,3 +152,30 @@ def test_bad_curriculum_arguments(planted):
         fit_curriculum(planted.train, mu=-1.0)
     with pytest.raises(ValueError, match="data must be a MultiTaskData"):
         fit_curriculum(np.ones((3, 3)))
+
+
+def test_grid_walks_a_warm_started_path(planted, monkeypatch):
+    """Each grid point starts from the previous one along mu, the first mu of a lam from
+    the first point of the previous lam; warm_start=False starts every point cold."""
+    import amtl_cvx.selection as selection
+
+    calls = []
+
+    def recording(data, **kwargs):
+        fit = fit_alternating(data, **kwargs)
+        calls.append((kwargs, fit))
+        return fit
+
+    monkeypatch.setattr(selection, "fit_alternating", recording)
+    lams, mus = (0.3, 1.0), (0.0, 0.5, 1.0)
+    select_amtl(planted, lams, mus, max_iter=5)
+    assert "W_init" not in calls[0][0]
+    expected = {1: 0, 2: 1, 3: 0, 4: 3, 5: 4}  # grid point -> the point it starts from
+    for k, src in expected.items():
+        assert calls[k][0]["W_init"] is calls[src][1].W
+        assert calls[k][0]["B_init"] is calls[src][1].B
+    calls.clear()
+    select_amtl(planted, lams, mus, warm_start=False, max_iter=5)
+    assert all("W_init" not in kw for kw, _ in calls)
+    with pytest.raises(ValueError, match="warm_start"):
+        select_amtl(planted, lams, mus, warm_start=1)
