@@ -60,6 +60,12 @@ from solvers.transfer import solve_transfer
 
 __all__ = ["amtl_kkt_residual", "solve_amtl"]
 
+#: Iteration cap of every B-step inside :func:`solve_amtl`. A B-step that misses its
+#: certificate on degenerate columns (``mu = 0`` on rank-deficient data: the minimiser is
+#: not unique and may be unbounded) then costs seconds, not minutes; the fit's own KKT
+#: certificate, computed at the returned point, stays honest either way.
+_BSTEP_MAX_ITER = 200
+
 
 class _Losses:
     """Vectorised ``L_t(w_t)`` and ``grad L_t(w_t)`` of all tasks (columns of ``W``)."""
@@ -251,7 +257,9 @@ def solve_amtl(
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
         Wx = to_w(x)
         L, gL = Lf(Wx)
-        Bx = solve_transfer(Wx, mu_f * c_a * L, lam_f, B0=state["B"], tol=bstep_tol).solution
+        Bx = solve_transfer(
+            Wx, mu_f * c_a * L, lam_f, B0=state["B"], tol=bstep_tol, max_iter=_BSTEP_MAX_ITER
+        ).solution
         a = 1.0 + mu_f * c_a * Bx.sum(axis=1)
         R = Wx - Wx @ Bx
         f = float(a @ L + lam_f * np.sum(R * R) + ridge_f * np.sum(Wx * Wx))

@@ -1286,13 +1286,16 @@ def solve_transfer(
                 break
             start_B = _dense(sup_idx, sup_x, T)
         bad = np.flatnonzero(failed | (res > 0.5 * tol * scale))
-        # (not when the user's max_iter is what stopped the pivots)
-        if bad.size and bad.size <= _RESCUE_MAX_COLS and maxit < max_iter:
+        # (not when the user's max_iter is what stopped the pivots); a rescued result
+        # is accepted at the certificate's own tolerance (the working-set method that
+        # would otherwise take over is slow on exactly these degenerate columns)
+        rescued = bool(bad.size) and bad.size <= _RESCUE_MAX_COLS and maxit < max_iter
+        if rescued:
             sup_idx, sup_x = _merge_rescued(sup_idx, sup_x, bad, *_nnls_rescue(W, p, lam, bad))
             failed = np.zeros(T, dtype=bool)
             res = _residuals(W, p, lam, sup_idx, sup_x, thr)
             cert = float(res.max()) / scale
-        if not failed.any() and cert <= 0.5 * tol:
+        if not failed.any() and cert <= (tol if rescued else 0.5 * tol):
             # n_iter: the pivots plus the certifying pricing pass
             history = [v / scale for v in all_hist] + [cert] if record_history else []
             return _assemble(W, p, lam, sup_idx, sup_x, total_steps + 1, cert, tol, history)
