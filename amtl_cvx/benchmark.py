@@ -88,6 +88,7 @@ FIT_COLUMNS = (
     "d",
     "lam",
     "mu",
+    "ridge",
     "backend",
     "method",
     "time",
@@ -631,6 +632,9 @@ def run_fit_benchmark(
     repeat: int = 3,
     random_state: int | None = 0,
     include_generated: bool = True,
+    include_tabular: bool = True,
+    tabular_tasks: int = 140,
+    ridge_tabular: float = 0.1,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Time whole AMTL fits (Algorithm 1 to convergence): backend "fast" vs "cvxpy".
@@ -642,9 +646,16 @@ def run_fit_benchmark(
         (10), ``mu``; skipped when ``mat_path`` is None;
     (b) a generated planted problem (:func:`amtl_cvx.make_regression_tasks`) with
         ``n_tasks`` (200) tasks, ``n_features`` features and ``n_samples`` rows per task,
-        ``lam = lam_generated`` (1), ``mu``; skipped when ``include_generated`` is False.
+        ``lam = lam_generated`` (1), ``mu``; skipped when ``include_generated`` is False;
+    (c) a real-data-like problem (:func:`amtl_cvx.make_tabular_tasks`: ``tabular_tasks``
+        (140) tasks, one-hot groups collinear with the bias, integer features in the
+        tens, many tasks with fewer rows than features), ``lam = lam_generated``,
+        ``mu``, ``ridge = ridge_tabular`` (0.1: at ``ridge = 0`` this problem has no
+        minimiser, see docs/algorithms.md); fast backend only (the CVXPY statements at
+        140 tasks and 28 features need more memory than a small machine has);
+        skipped when ``include_tabular`` is False.
 
-    Each is fitted by :func:`amtl_cvx.fit_alternating` (squared loss, ``ridge = 0``,
+    Each is fitted by :func:`amtl_cvx.fit_alternating` (squared loss, ``ridge = 0`` except (c),
     ``max_iter``, ``tol``) from the same single-task start three times: by alternation
     with both backends (fast and CVXPY subproblems, the same algorithm), and by the fast
     backend's L-BFGS method (``method="lbfgs"``). ``rel_gap`` is relative to the fast
@@ -682,6 +693,9 @@ def run_fit_benchmark(
         not to convergence: compare its ``time_per_iter`` (and its objective after
         as many alternations), not its total time.
     include_generated : bool, default=True
+    include_tabular : bool, default=True
+    tabular_tasks : int, default=140
+    ridge_tabular : float, default=0.1
     progress : callable, optional
         Called with one status line per fit.
 
@@ -701,10 +715,12 @@ def run_fit_benchmark(
     ValueError
         On a bad argument (the message names it).
     """
-    from amtl_cvx.generators import make_regression_tasks
+    from amtl_cvx.generators import make_regression_tasks, make_tabular_tasks
     from amtl_cvx.loaders import load_release_mat
 
     n_tasks = _check_int(n_tasks, "n_tasks", 2)
+    tabular_tasks = _check_int(tabular_tasks, "tabular_tasks", 2)
+    ridge_tabular = check_scalar(ridge_tabular, "ridge_tabular")
     n_features = _check_int(n_features, "n_features", 1)
     n_samples = _check_int(n_samples, "n_samples", 1)
     lam_release = check_scalar(lam_release, "lam_release", strict=True)
@@ -718,7 +734,8 @@ def run_fit_benchmark(
         max_iter_cvxpy = _check_int(max_iter_cvxpy, "max_iter_cvxpy", 1)
     repeat = _check_int(repeat, "repeat", 1)
 
-    problems: list[tuple[str, Any, float]] = []
+    both = (("fast", "alternating"), ("cvxpy", "alternating"), ("fast", "lbfgs"))
+    problems: list[tuple[str, Any, float, float, tuple]] = []
     if mat_path is not None:
         path = Path(mat_path)
         if not path.is_file():
@@ -726,21 +743,26 @@ def run_fit_benchmark(
         dataset = load_release_mat(path)
         if dataset.loss != "squared":
             raise ValueError(f"mat_path must hold a regression data set, {path.name} is {dataset.loss}")
-        problems.append((path.stem, dataset.train, lam_release))
+        problems.append((path.stem, dataset.train, lam_release, 0.0, both))
     if include_generated:
         ds = make_regression_tasks(
             n_tasks=n_tasks, n_features=n_features, n_samples=n_samples, n_val=1, n_test=1,
             n_parents=min(2, max(1, n_tasks // 3)), random_state=random_state,
         )
-        problems.append((ds.name, ds.train, lam_generated))
+        problems.append((ds.name, ds.train, lam_generated, 0.0, both))
+    if include_tabular:
+        tab = make_tabular_tasks(n_tasks=tabular_tasks, random_state=random_state)
+        problems.append((tab.name, tab.train, lam_generated, ridge_tabular,
+                         (("fast", "alternating"), ("fast", "lbfgs"))))
 
     rows: list[dict[str, Any]] = []
-    for name, data, lam in problems:
+    for name, data, lam, ridge, methods in problems:
         obj_fast = _NAN
-        for backend, method in (("fast", "alternating"), ("cvxpy", "alternating"), ("fast", "lbfgs")):
+        for backend, method in methods:
             _say(progress, f"fit {name} (T={data.n_tasks}, d={data.n_features}) backend {backend}, {method}")
             cap = max_iter if backend == "fast" or max_iter_cvxpy is None else max_iter_cvxpy
-            args = (data, name, lam, mu, backend, solver if backend == "cvxpy" else None, cap, tol, method)
+            args = (data, name, lam, mu, ridge, backend, solver if backend == "cvxpy" else None, cap, tol,
+                    method)
             row = _time_fit(*args)
             if backend == "fast" and repeat > 1:
                 # like the subproblems: the first run was the warm-up, report the median
@@ -755,13 +777,13 @@ def run_fit_benchmark(
     return rows
 
 
-def _time_fit(data, name, lam, mu, backend, solver, max_iter, tol, method) -> dict[str, Any]:
+def _time_fit(data, name, lam, mu, ridge, backend, solver, max_iter, tol, method) -> dict[str, Any]:
     from amtl_cvx.backends import ConvergenceWarning
     from amtl_cvx.exact import ExactSolveError
     from amtl_cvx.fit import fit_alternating
 
     row: dict[str, Any] = {
-        "problem": name, "T": data.n_tasks, "d": data.n_features, "lam": lam, "mu": mu,
+        "problem": name, "T": data.n_tasks, "d": data.n_features, "lam": lam, "mu": mu, "ridge": ridge,
         "backend": backend if solver is None else f"{backend}-{solver}", "method": method,
     }
     t0 = time.perf_counter()
@@ -769,7 +791,7 @@ def _time_fit(data, name, lam, mu, backend, solver, max_iter, tol, method) -> di
         warnings.simplefilter("always", ConvergenceWarning)
         try:
             fit = fit_alternating(
-                data, lam=lam, mu=mu, loss="squared", max_iter=max_iter, tol=tol,
+                data, lam=lam, mu=mu, loss="squared", ridge=ridge, max_iter=max_iter, tol=tol,
                 backend=backend, solver=solver, method=method,
             )
         except ExactSolveError as exc:
@@ -941,6 +963,7 @@ _FIT_FORMAT = (
     ("d", "d", "d"),
     ("lam", "lam", "g"),
     ("mu", "mu", "g"),
+    ("ridge", "ridge", "g"),
     ("backend", "backend", ""),
     ("method", "method", ""),
     ("time", "time [s]", ".3g"),

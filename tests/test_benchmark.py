@@ -157,7 +157,8 @@ def test_table_has_per_size_ratios(rows):
 
 def test_fit_benchmark_generated():
     lines: list[str] = []
-    rows = run_fit_benchmark(None, n_tasks=6, n_features=3, max_iter=4, progress=lines.append)
+    rows = run_fit_benchmark(None, n_tasks=6, n_features=3, max_iter=4, include_tabular=False,
+                             progress=lines.append)
     assert [(r["backend"], r["method"]) for r in rows] == [
         ("fast", "alternating"), ("cvxpy", "alternating"), ("fast", "lbfgs")]
     for row in rows:
@@ -170,10 +171,18 @@ def test_fit_benchmark_generated():
 
 
 def test_fit_benchmark_release(synthetic_path):
-    rows = run_fit_benchmark(synthetic_path, include_generated=False, max_iter=3)
+    rows = run_fit_benchmark(synthetic_path, include_generated=False, include_tabular=False, max_iter=3)
     assert [r["problem"] for r in rows] == ["synthetic_dataset"] * 3
     assert all(r["lam"] == 10.0 and r["mu"] == 0.1 for r in rows)
     assert abs(rows[1]["rel_gap"]) <= 1e-6
+
+
+def test_fit_benchmark_real_data_like_case():
+    rows = run_fit_benchmark(None, include_generated=False, tabular_tasks=12, max_iter=3, repeat=1)
+    assert [(r["problem"], r["backend"], r["method"]) for r in rows] == [
+        ("tabular-T12-d28", "fast", "alternating"), ("tabular-T12-d28", "fast", "lbfgs")]
+    assert all(r["ridge"] == 0.1 and r["T"] == 12 and r["d"] == 28 for r in rows)
+    assert "ridge" in format_fit_table(rows)
 
 
 def test_bad_arguments(tmp_path):
@@ -191,5 +200,7 @@ def test_bad_arguments(tmp_path):
         run_benchmark([5], [3], solvers=["SCS"])
     with pytest.raises(ValueError, match="mat_path"):
         run_fit_benchmark(tmp_path / "missing.mat")
+    with pytest.raises(ValueError, match="ridge_tabular"):
+        run_fit_benchmark(None, ridge_tabular=-1.0)
     with pytest.raises(ValueError, match="rows"):
         write_csv({"a": 1}, tmp_path / "x.csv")
