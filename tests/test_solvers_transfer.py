@@ -493,3 +493,42 @@ def test_nnls_rescue_carries_the_linear_term(seed):
     fast = transfer_objective(W, B, p, 1.0)
     assert (fast - exact) / max(1.0, abs(exact)) <= GAP_TOL
     assert transfer_kkt_residual(W, B, p, 1.0) <= CERT_TOL
+
+
+def test_warm_start_on_the_optimal_support_is_one_pass():
+    rng = np.random.default_rng(46)
+    W, p = planted(40, 10, rng)
+    cold = solve_transfer(W, p, 1.0)
+    W2 = W + 1e-4 * rng.standard_normal(W.shape)  # a nearby W: same supports
+    warm = solve_transfer(W2, p, 1.0, B0=cold.solution)
+    ref = solve_transfer(W2, p, 1.0)
+    assert warm.n_iter == 1 and warm.converged
+    assert warm.certificate == pytest.approx(transfer_kkt_residual(W2, warm.solution, p, 1.0))
+    np.testing.assert_allclose(warm.solution, ref.solution, atol=1e-10)
+    assert_exactly_feasible(warm.solution, 40)
+
+
+@pytest.mark.parametrize("change", ["extra", "missing"])
+def test_warm_start_on_a_wrong_support_is_not_trusted(change):
+    """One coordinate too many (its restricted solution goes negative) or one too few
+    (only the pricing pass sees it): the supports of B0 must not be returned as they
+    are."""
+    rng = np.random.default_rng(47)
+    W, p = planted(40, 10, rng)
+    cold = solve_transfer(W, p, 1.0)
+    B0 = cold.solution.copy()
+    sizes = (B0 > 0).sum(axis=0)
+    if change == "extra":  # the most strongly inactive coordinate of a small column
+        t = int(np.argmin(np.where(sizes > 0, sizes, 99)))
+        g = p - 2.0 * W.T @ (W[:, t] - W @ B0[:, t])
+        g[t] = -np.inf
+        B0[int(np.argmax(g)), t] = 0.5
+    else:  # the smallest entry of the largest column
+        t = int(np.argmax(sizes))
+        rows = np.flatnonzero(B0[:, t] > 0)
+        B0[rows[np.argmin(B0[rows, t])], t] = 0.0
+    warm = solve_transfer(W, p, 1.0, B0=B0)
+    assert warm.converged
+    assert warm.certificate == pytest.approx(transfer_kkt_residual(W, warm.solution, p, 1.0))
+    assert_exactly_feasible(warm.solution, 40)
+    np.testing.assert_allclose(warm.solution, cold.solution, atol=1e-9)
