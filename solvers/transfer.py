@@ -1105,51 +1105,6 @@ def _polish_support(
     return x
 
 
-def _same_support(
-    W: np.ndarray, p: np.ndarray, lam: float, B0: np.ndarray, thr: float, scale: float, tol: float
-) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Try the supports of ``B0`` as they are: the warm start's common case.
-
-    Along a fit, consecutive B-steps mostly keep their supports (late in a fit, every
-    B-step). The stationarity conditions ``2 lam W_P'W_P x = 2 lam W_P'w_t - p_P`` of
-    all columns are solved at once on ``B0``'s supports (batched, one step of iterative
-    refinement with the residual in the accurate form ``2 lam W_P'(w_t - W_P x) - p_P``);
-    the result is kept only if it is positive on every support and certified by one
-    pricing pass (``cert <= tol / 2``). Returns compact ``(sup_idx, sup_x, cert)``,
-    or None (the caller then runs the full method from ``B0``).
-    """
-    d, T = W.shape
-    own = np.arange(T)
-    P = B0.T > 0
-    P[own, own] = False
-    S = int(P.sum(axis=1).max())
-    if S == 0 or S > d:
-        return None
-    order = np.argsort(~P, axis=1, kind="stable")[:, :S]
-    on = np.take_along_axis(P, order, axis=1)
-    pos = np.where(on, order, own[:, None])
-    A = np.ascontiguousarray(W[:, pos].transpose(1, 2, 0)) * on[:, :, None]  # T x S x d
-    H = (2.0 * lam) * np.matmul(A, A.transpose(0, 2, 1))
-    H[:, np.arange(S), np.arange(S)] += ~on
-    wt = W.T[:, :, None]
-
-    def rhs(x: np.ndarray) -> np.ndarray:
-        r = wt - np.matmul(A.transpose(0, 2, 1), x)  # w_t - W_P x, T x d x 1
-        return ((2.0 * lam) * np.matmul(A, r)[:, :, 0] - p[pos] * on)[:, :, None]
-
-    try:
-        x = np.linalg.solve(H, rhs(np.zeros((T, S, 1))))
-        x += np.linalg.solve(H, rhs(x))
-    except np.linalg.LinAlgError:
-        return None
-    x = x[:, :, 0] * on
-    if not np.all(np.isfinite(x)) or np.any(on & ~(x > 0)):
-        return None
-    sup_idx, sup_x = np.where(on, pos, 0), x
-    cert = float(_residuals(W, p, lam, sup_idx, sup_x, thr).max()) / scale
-    return (sup_idx, sup_x, cert) if cert <= 0.5 * tol else None
-
-
 def _nnls_rescue(
     W: np.ndarray, p: np.ndarray, lam: float, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -1304,12 +1259,6 @@ def solve_transfer(
     if T == 1:
         B = np.zeros((1, 1))
         return SolverResult(B, float(lam * np.sum(W * W)), 0, True, 0.0, tol, ())
-
-    if B0 is not None and T <= _FULL_PRICING_MAX_T:
-        quick = _same_support(W, p, lam, B0, thr, scale, tol)
-        if quick is not None:
-            sup_idx, sup_x, cert = quick
-            return _assemble(W, p, lam, sup_idx, sup_x, 1, cert, tol, [cert] if record_history else [])
 
     all_cols = np.arange(T)
     res = np.zeros(T)  # absolute residual per column

