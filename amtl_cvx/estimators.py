@@ -170,6 +170,10 @@ def task_preprocessor(transformer: Any, *, task_column: int = 0):
     )
 
 
+#: Largest task id magnitude: every integer up to 2**53 is exact in float64 (and in int64).
+_MAX_TASK_ID = 2.0**53
+
+
 def _check_bool(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be a bool, got {value!r}")
@@ -227,6 +231,12 @@ class _MultiTaskLinearModel(BaseEstimator):
             raise ValueError(
                 f"X: the task column (task_column={self.task_column!r}) must hold integer "
                 f"task ids, got {col[nonint][0]!r}"
+            )
+        huge = ~(np.abs(col) <= _MAX_TASK_ID)
+        if np.any(huge):
+            raise ValueError(
+                f"X: the task column (task_column={self.task_column!r}) must hold integer "
+                f"task ids of magnitude at most 2**53 (exact in float64), got {col[huge][0]!r}"
             )
         ids = col.astype(np.int64)
         Xf = np.delete(X, j, axis=1)

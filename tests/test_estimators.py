@@ -197,6 +197,23 @@ def test_task_ids_any_integers_any_order_any_column(reg):
     np.testing.assert_allclose(model.predict(X2), base.predict(X[perm]), atol=1e-8)
 
 
+@pytest.mark.parametrize("bad", [1e20, -1e20, 2.0**63, 1e300])
+def test_task_ids_beyond_float_precision_are_rejected(reg, bad):
+    """A task id of 1e20 used to become int64 min (RuntimeWarning only), and predicting
+    for an unseen id >= 2**63 silently used that model."""
+    X, y = stack_tasks(reg.train)
+    X_bad = X.copy()
+    X_bad[0, 0] = bad
+    with pytest.raises(ValueError, match=r"task_column=0.*2\*\*53"):
+        AMTLRegressor(lam=0.1, mu=1.0).fit(X_bad, y)
+    model = AMTLRegressor(lam=0.1, mu=1.0).fit(X, y)
+    with pytest.raises(ValueError, match=r"2\*\*53"):
+        model.predict(X_bad)
+    X_ok = X.copy()
+    X_ok[:, 0] += 2.0**52  # large ids that are still exact are fine
+    assert AMTLRegressor(lam=0.1, mu=1.0).fit(X_ok, y).tasks_.min() == 2**52
+
+
 def test_task_column_by_name_in_a_dataframe(reg):
     pd = pytest.importorskip("pandas")
     X, y = stack_tasks(reg.train)
