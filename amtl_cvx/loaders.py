@@ -63,6 +63,10 @@ def load_release_mat(path: str | os.PathLike, *, add_bias: bool = True) -> Multi
         value = np.asarray(mat[key])
         if value.dtype == object or not np.issubdtype(value.dtype, np.number):
             raise ValueError(f"{path.name}: key {key!r} is not a numeric array")
+        if np.iscomplexobj(value):
+            raise ValueError(
+                f"{path.name}: key {key!r} is complex ({value.dtype}); the release's data are real"
+            )
         return value
 
     is_regression = any(k in mat for _, k in _SPLITS)

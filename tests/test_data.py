@@ -129,6 +129,8 @@ class TestReleaseLoader:
             ({"train_y": np.zeros((5, 1))}, "train_y has shape"),
             ({"valindex": np.array([[1], [2], [3]])}, "valindex has 3 tasks"),
             ({"train_x": np.full((6, 3), np.nan)}, "NaN"),
+            ({"train_x": np.full((6, 3), 1.0 + 2.0j)}, "'train_x' is complex"),
+            ({"val_y": np.full((4, 1), 1.0 + 0.5j)}, "'val_y' is complex"),
         ],
     )
     def test_malformed_file(self, tmp_path, overrides, match):
