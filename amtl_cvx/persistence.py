@@ -18,7 +18,10 @@ so loading a file never executes code. Its entries:
 Loading checks the marker, the format version (a file written by a newer format is
 refused with a message saying so), the estimator name against the four estimators of
 :mod:`amtl_cvx.estimators` (no import by name), and the shapes of the arrays; any
-other file gives a ``ValueError`` saying it is not an amtl-cvx model.
+other file gives a ``ValueError`` saying it is not an amtl-cvx model. What a fit
+guarantees is checked again on load: valid parameters, finite coefficients, a
+nonnegative transfer matrix with a zero diagonal, sorted unique task ids and an
+``n_features_in_`` that matches ``coef_``.
 
 Labels stored as Python objects (for example strings in an ``object`` array, as pandas
 produces) are saved as fixed-width strings and come back as ``numpy.str_`` arrays.
@@ -165,6 +168,32 @@ def _not_a_model(path: Path, why: str) -> ValueError:
     return ValueError(f"{str(path)!r} is not an amtl-cvx model file: {why}")
 
 
+def _check_loaded(path: Path, estimator, arrays: dict, attributes: dict, T: int, d: int) -> None:
+    """The checks ``fit`` guarantees, made again on what a file holds."""
+    try:
+        estimator._check_layout_params()
+        estimator._check_solver_params()
+    except (ValueError, TypeError) as exc:
+        raise _not_a_model(path, f"invalid parameters ({exc})") from exc
+    for k in ("coef_", "intercept_", "transfer_matrix_", "imbalance_weights_"):
+        value = arrays[k]
+        if value.dtype.kind not in "fiu" or not np.all(np.isfinite(value)):
+            raise _not_a_model(path, f"{k} must hold finite numbers")
+    B = arrays["transfer_matrix_"]
+    if np.any(B < 0) or np.any(np.diag(B) != 0):
+        raise _not_a_model(path, "transfer_matrix_ must be nonnegative with a zero diagonal")
+    tasks = arrays["tasks_"]
+    if T > 1 and not np.all(tasks[1:] > tasks[:-1]):
+        raise _not_a_model(path, "tasks_ must be sorted and unique")
+    n_in = attributes["n_features_in_"]
+    expected = d + (estimator.task_column is not None)
+    if isinstance(n_in, bool) or not isinstance(n_in, int) or n_in != expected:
+        raise _not_a_model(
+            path, f"n_features_in_={n_in!r} does not match coef_ ({d} features"
+            f"{' plus the task column' if expected != d else ''})"
+        )
+
+
 def load_model(path: str | os.PathLike):
     """Load an estimator saved by :func:`save_model` (never unpickles anything).
 
@@ -179,12 +208,19 @@ def load_model(path: str | os.PathLike):
 
     Raises
     ------
+    FileNotFoundError
+        If ``path`` does not exist.
     ValueError
         If ``path`` is not a file, is not an amtl-cvx model (not an ``.npz`` archive,
         no metadata, pickled content, a wrong marker, an unknown estimator, missing or
-        inconsistent arrays), or was written by a newer format version.
+        inconsistent arrays), holds what no fit produces (invalid parameters, non-finite
+        coefficients, a negative transfer matrix or one with a nonzero diagonal, unsorted
+        task ids, ``n_features_in_`` that does not match ``coef_``), or was written by a
+        newer format version.
     """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"path {str(path)!r} does not exist")
     if not path.is_file():
         raise ValueError(f"path {str(path)!r} is not a file")
     raw = path.read_bytes()
@@ -259,6 +295,7 @@ def load_model(path: str | os.PathLike):
             raise _not_a_model(path, f"{k} has shape {arrays[k].shape}, expected {shape}")
     if int(attributes["n_tasks_"]) != T:
         raise _not_a_model(path, f"n_tasks_={attributes['n_tasks_']} but coef_ has {T} rows")
+    _check_loaded(path, estimator, arrays, attributes, T, d)
 
     for k in _ARRAYS + _OPTIONAL_ARRAYS:
         if k in arrays:

@@ -181,8 +181,59 @@ def test_not_a_model_files(tmp_path, saved):
     broken.write_bytes((tmp_path / "m1.npz").read_bytes()[:200])
     with pytest.raises(ValueError, match="not an amtl-cvx model"):
         load_model(broken)
-    with pytest.raises(ValueError, match="is not a file"):
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
         load_model(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="is not a file"):
+        load_model(tmp_path)
+
+
+def _tampered(arrays, key, change):
+    out = dict(arrays)
+    out[key] = change(arrays[key].copy())
+    return out
+
+
+def _set(i, value):
+    def change(a):
+        a[i] = value
+        return a
+    return change
+
+
+@pytest.mark.parametrize(
+    "what, match",
+    [
+        ("nan coef", "coef_ must hold finite numbers"),
+        ("inf intercept", "intercept_ must hold finite numbers"),
+        ("negative B", "nonnegative with a zero diagonal"),
+        ("B diagonal", "nonnegative with a zero diagonal"),
+        ("unsorted tasks", "tasks_ must be sorted and unique"),
+        ("lam -1", "invalid parameters.*lam"),
+        ("lam text", "invalid parameters.*lam"),
+        ("n_features_in_", "n_features_in_=99 does not match coef_"),
+    ],
+)
+def test_tampered_files_are_refused_on_load(tmp_path, saved, what, match):
+    """Each of these used to load, and failed (or answered) only at predict."""
+    meta, arrays = saved
+    if what == "nan coef":
+        arrays = _tampered(arrays, "coef_", _set((0, 0), np.nan))
+    elif what == "inf intercept":
+        arrays = _tampered(arrays, "intercept_", _set(0, np.inf))
+    elif what == "negative B":
+        arrays = _tampered(arrays, "transfer_matrix_", _set((0, 1), -0.5))
+    elif what == "B diagonal":
+        arrays = _tampered(arrays, "transfer_matrix_", _set((1, 1), 0.5))
+    elif what == "unsorted tasks":
+        arrays = _tampered(arrays, "tasks_", lambda a: a[::-1].copy())
+    elif what == "lam -1":
+        meta = {**meta, "params": {**meta["params"], "lam": -1}}
+    elif what == "lam text":
+        meta = {**meta, "params": {**meta["params"], "lam": "abc"}}
+    else:
+        meta = {**meta, "attributes": {**meta["attributes"], "n_features_in_": 99}}
+    with pytest.raises(ValueError, match=match):
+        load_model(_write_npz(tmp_path / "tampered.npz", meta, **arrays))
 
 
 def test_newer_format_version_is_refused(tmp_path, saved):
