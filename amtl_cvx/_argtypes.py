@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-__all__ = ["floats", "ints"]
+__all__ = ["floats", "ints", "int_at_least"]
 
 
 def floats(text: str) -> list[float]:
@@ -29,3 +29,18 @@ def ints(text: str) -> list[int]:
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
+
+
+def int_at_least(low: int):
+    """An argparse type: one integer ``>= low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from exc
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    return parse

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amtl_cvx._argtypes import floats, ints
+from amtl_cvx._argtypes import floats, int_at_least, ints
 
 __all__ = ["main"]
 
@@ -86,7 +86,8 @@ def _demo(args) -> int:
     from amtl_cvx.generators import make_regression_tasks
 
     t0 = time.perf_counter()
-    data = make_regression_tasks(n_tasks=args.tasks, n_features=args.features, random_state=args.seed)
+    data = make_regression_tasks(n_tasks=args.tasks, n_features=args.features,
+                                 n_parents=min(2, args.tasks // 3), random_state=args.seed)
     lams = args.lam or [0.03, 0.1, 0.3, 1.0]
     mus = args.mu or [0.0, 0.3, 1.0, 3.0]
     print(f"planted problem: {data.train}")
@@ -111,6 +112,11 @@ def _fit(args) -> int:
     from amtl_cvx.loaders import load_release_mat
 
     t0 = time.perf_counter()
+    out = Path(args.output) if args.output else Path.cwd() / f"{Path(args.path).stem}_amtl.npz"
+    if out.suffix != ".npz" or out.is_dir():
+        raise ValueError(f"--output must name an .npz file, got {str(out)!r}")
+    if not out.parent.is_dir():
+        raise ValueError(f"--output: directory {str(out.parent)!r} does not exist")
     dataset = load_release_mat(args.path, add_bias=not args.no_bias)
     lams = args.lam or [0.1, 1.0, 10.0, 100.0]
     mus = args.mu or [0.0, 0.1, 1.0]
@@ -118,7 +124,6 @@ def _fit(args) -> int:
           f"(bias {'appended' if dataset.train.add_bias else 'not appended'}), loss {dataset.loss}")
     stl, amtl = _select(dataset, args, lams, mus)
     _report(dataset, stl, amtl)
-    out = Path(args.output) if args.output else Path.cwd() / f"{Path(args.path).stem}_amtl.npz"
     np.savez(out, W=amtl.fit.W, B=amtl.fit.B, lam=amtl.params["lam"], mu=amtl.params["mu"],
              objective_history=amtl.fit.objective_history)
     print(f"\nsaved W {amtl.fit.W.shape} and B {amtl.fit.B.shape} to {out}")
@@ -187,10 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="single-task vs AMTL on a generated planted-graph problem")
-    demo.add_argument("--tasks", type=int, default=12)
-    demo.add_argument("--features", type=int, default=20)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--edges", type=int, default=10, help="how many strongest edges to list")
+    demo.add_argument("--tasks", type=int_at_least(3), default=12,
+                      help="tasks (a third of them are sources; at least 3)")
+    demo.add_argument("--features", type=int_at_least(1), default=20)
+    demo.add_argument("--seed", type=int_at_least(0), default=0)
+    demo.add_argument("--edges", type=int_at_least(1), default=10, help="how many strongest edges to list")
     _add_fit_options(demo)
     demo.set_defaults(func=_demo)
 

@@ -67,3 +67,40 @@ def test_fit_reports_total_time_and_shows_progress_on_request(synthetic_path, tm
     # not a terminal and not asked: no bar
     assert main(["fit", str(synthetic_path), "--lam", "10", "--mu", "0.1", "-o", str(out)]) == 0
     assert "AMTL grid" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["demo", "--edges", "-1"], "--edges: expected an integer >= 1"),
+        (["demo", "--tasks", "2"], "--tasks: expected an integer >= 3"),
+    ],
+)
+def test_bad_demo_numbers_are_rejected(argv, match, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_demo_with_few_tasks_runs(capsys):
+    """--tasks 5 used to fail with "n_parents must be in 1..n_sources=1" (an internal name)."""
+    assert main(["demo", "--tasks", "5", "--features", "4", "--lam", "0.1", "--mu", "0.1"]) == 0
+    assert "per-task test RMSE" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, match", [
+    ("missing_dir/model.npz", "directory .* does not exist"),
+    ("model", "must name an .npz file"),
+    (".", "must name an .npz file"),
+])
+def test_fit_output_is_checked_before_fitting(synthetic_path, tmp_path, monkeypatch, capsys, name, match):
+    """A missing directory used to end in a traceback after the whole grid; a name
+    without .npz was written as NAME.npz while the report said NAME."""
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", str(synthetic_path), "--lam", "10", "--mu", "0.1", "-o", name]) == 2
+    captured = capsys.readouterr()
+    assert re.search(match, captured.err) and "Traceback" not in captured.err
+    assert "per-task" not in captured.out  # refused before fitting
+    assert list(tmp_path.iterdir()) == []
