@@ -61,8 +61,9 @@ class TaskKFold:
         The column of ``X`` holding the task ids (a name for a pandas DataFrame).
     shuffle : bool, default=True
         Shuffle each task's rows before splitting.
-    random_state : int, RandomState or None, default=None
-        Seed of the shuffle.
+    random_state : int, RandomState or None, default=0
+        Seed of the shuffle. The default gives the same folds on every run (as
+        :func:`evaluate_grid`'s default does); ``None`` draws new folds every time.
 
     Examples
     --------
@@ -76,7 +77,7 @@ class TaskKFold:
         *,
         task_column: int | str = 0,
         shuffle: bool = True,
-        random_state=None,
+        random_state=0,
     ) -> None:
         if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral) or n_splits < 2:
             raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}")

@@ -150,3 +150,13 @@ def test_bad_arguments(xy):
         evaluate_grid(AMTLRegressor(), X, y, lams=[0.1], mus=[0.0], parallel="spark")
     with pytest.raises(ValueError, match="client"):
         evaluate_grid(AMTLRegressor(), X, y, lams=[0.1], mus=[0.0], client="tcp://127.0.0.1:1")
+
+
+def test_task_kfold_default_folds_are_reproducible(xy):
+    """The README's cross_val_score and evaluate_grid used to give other numbers on
+    every run: TaskKFold shuffled without a seed by default."""
+    X, y = xy[0], xy[1]
+    first = [test.tolist() for _, test in TaskKFold(3).split(X, y)]
+    again = [test.tolist() for _, test in TaskKFold(3).split(X, y)]
+    assert first == again
+    assert first == [test.tolist() for _, test in TaskKFold(3, random_state=0).split(X, y)]
