@@ -61,6 +61,7 @@ Entries off the support are exact zeros and the diagonal is exactly zero.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -91,6 +92,8 @@ _GRAM_MAX_T = 1500
 _PIVOT_ADDS = 2
 #: at most this many uncertified columns are rescued one by one (:func:`_nnls_rescue`)
 _RESCUE_MAX_COLS = 1000
+#: prices above this (in the solver's units: lam = 1, max |W| = 1) keep B at zero
+_P_MAX = 1e300
 #: pivot cap of the full-pricing method, per slot (+10); a column that needs more is
 #: usually cycling on a degenerate support and is rescued by :func:`_nnls_rescue`
 _FULL_PIVOTS = 4
@@ -1234,7 +1237,14 @@ def solve_transfer(
     ValueError
         If ``W`` is not a finite 2-D array, ``penalty`` has the wrong shape or a
         negative / non-finite entry, ``lam <= 0``, ``B0`` has the wrong shape or
-        non-finite entries, ``tol <= 0`` or ``max_iter < 1``.
+        non-finite entries, ``tol <= 0`` or ``max_iter < 1``; or if the objective
+        overflows float64 (``lam max|W|^2`` near 1e308).
+
+    Notes
+    -----
+    The problem is solved in the units ``lam = 1``, ``max |W| = 1`` (prices
+    ``p / (lam max|W|^2)``), where it has the same minimisers and certificate, so the
+    magnitude of ``W`` (1e-170 or 1e150) or of ``lam`` changes neither.
     """
     W, p, lam = _check_inputs(W, penalty, lam)
     d, T = W.shape
@@ -1250,6 +1260,30 @@ def solve_transfer(
     if B0 is not None:
         B0 = _check_B(B0, T, "B0")
 
+    sigma = float(np.max(np.abs(W)))
+    if sigma == 0.0:  # W = 0: every B costs p'B >= 0 and gains nothing
+        return SolverResult(np.zeros((T, T)), 0.0, 0, True, 0.0, tol, (0.0,) if record_history else ())
+    # The B-step (its minimisers and its certificate) is invariant under
+    # (W, p, lam) -> (W / sigma, p / (lam sigma^2), 1): solve in those units, where no
+    # magnitude of W or lam overflows or underflows, and scale the objective back. A
+    # price above _P_MAX keeps every entry of B at zero, exactly as a larger one would.
+    unit = _solve_unit(W / sigma, np.minimum(p / lam / sigma / sigma, _P_MAX), B0, tol, max_iter,
+                       record_history)
+    objective = unit.objective * lam * sigma * sigma
+    if not np.isfinite(objective):
+        raise ValueError(
+            f"the B-step objective overflows float64 (lam = {lam:g}, max |W| = {sigma:g}); "
+            "rescale W or lam"
+        )
+    return replace(unit, objective=objective)
+
+
+def _solve_unit(
+    W: np.ndarray, p: np.ndarray, B0: np.ndarray | None, tol: float, max_iter: int, record_history: bool
+) -> SolverResult:
+    """:func:`solve_transfer` in its own units: ``lam = 1``, ``max |W| = 1``."""
+    lam = 1.0
+    d, T = W.shape
     scale = _grad_scale(W, p, lam)
     thr = max(min(0.5 * tol, 1e-12), 1e-14) * scale  # gradient units
     thr_qp = thr / (2.0 * lam)  # units of 1/2 x'Gx - c'x

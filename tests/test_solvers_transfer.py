@@ -532,3 +532,31 @@ def test_warm_start_on_a_wrong_support_is_not_trusted(change):
     assert warm.certificate == pytest.approx(transfer_kkt_residual(W, warm.solution, p, 1.0))
     assert_exactly_feasible(warm.solution, 40)
     np.testing.assert_allclose(warm.solution, cold.solution, atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-155, 1e-100, 1e100, 1e150])
+def test_magnitude_of_W_changes_nothing(scale):
+    """W of magnitude 1e-155 used to give inf in B, 1e-170 B = 0 with converged=True."""
+    rng = np.random.default_rng(48)
+    W, _ = planted(10, 15, rng)  # d > T: independent columns, a unique minimiser
+    p = np.zeros(10)
+    ref = solve_transfer(W, p, 1.0)
+    assert np.count_nonzero(ref.solution) > 10
+    res = solve_transfer(scale * W, p, 1.0)
+    assert res.converged and np.all(np.isfinite(res.solution))
+    np.testing.assert_allclose(res.solution, ref.solution, rtol=1e-9, atol=1e-12)
+    assert res.objective == pytest.approx(ref.objective * scale**2, rel=1e-9, abs=1e-300)
+
+
+def test_huge_lam_scales_the_prices_and_overflow_is_an_error():
+    rng = np.random.default_rng(49)
+    W, p = planted(20, 6, rng)
+    ref = solve_transfer(W, p, 1.0)
+    res = solve_transfer(W, 1e300 * p, 1e300)
+    np.testing.assert_allclose(res.solution, ref.solution, rtol=1e-9, atol=1e-12)
+    assert res.objective == pytest.approx(1e300 * ref.objective, rel=1e-9)
+    assert ref.objective > 2.0  # so that 1e308 * objective overflows
+    with pytest.raises(ValueError, match="overflows float64"):
+        solve_transfer(W, p, 1e308)
+    with pytest.raises(ValueError, match="overflows float64"):
+        solve_transfer(1e154 * W, np.zeros(20), 1.0)
