@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import time
@@ -22,14 +23,31 @@ from amtl_cvx._argtypes import floats, int_at_least, ints
 __all__ = ["main"]
 
 
-def _add_fit_options(p: argparse.ArgumentParser) -> None:
+#: The (lam, mu) grid each command walks when --lam / --mu are not given.
+_GRIDS = {"demo": ((0.03, 0.1, 0.3, 1.0), (0.0, 0.3, 1.0, 3.0)), "fit": ((0.1, 1.0, 10.0, 100.0), (0.0, 0.1, 1.0))}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default unless it is None or a flag's boolean."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _add_fit_options(p: argparse.ArgumentParser, command: str) -> None:
+    lams, mus = (",".join(f"{v:g}" for v in grid) for grid in _GRIDS[command])
     p.add_argument("--lam", type=floats, default=None,
-                   help="lam value(s), comma-separated; several are chosen among on validation")
-    p.add_argument("--mu", type=floats, default=None, help="mu value(s), comma-separated")
-    p.add_argument("--algorithm", choices=("alternating", "curriculum"), default="alternating")
-    p.add_argument("--backend", choices=("fast", "cvxpy"), default="fast")
+                   help=f"lam value(s), comma-separated; several are chosen among on validation "
+                        f"(default: {lams})")
+    p.add_argument("--mu", type=floats, default=None, help=f"mu value(s), comma-separated (default: {mus})")
+    p.add_argument("--algorithm", choices=("alternating", "curriculum"), default="alternating",
+                   help="Algorithm 1 (alternating) or Algorithm 2 (curriculum)")
+    p.add_argument("--backend", choices=("fast", "cvxpy"), default="fast",
+                   help="subproblem solvers: the fast ones or CVXPY's exact statements")
     p.add_argument("--solver", default=None, help="CVXPY solver (OSQP, CLARABEL, ECOS) for --backend cvxpy")
-    p.add_argument("--ridge", type=float, default=0.0, help="ridge * ||W||_F^2 (default 0)")
+    p.add_argument("--ridge", type=float, default=0.0, help="ridge * ||W||_F^2")
     p.add_argument("--sigma", type=float, default=0.0, help="imbalance exponent: c_t = s / n_t**sigma")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar over the grid (default: on when stderr is a terminal)")
@@ -88,8 +106,8 @@ def _demo(args) -> int:
     t0 = time.perf_counter()
     data = make_regression_tasks(n_tasks=args.tasks, n_features=args.features,
                                  n_parents=min(2, args.tasks // 3), random_state=args.seed)
-    lams = args.lam or [0.03, 0.1, 0.3, 1.0]
-    mus = args.mu or [0.0, 0.3, 1.0, 3.0]
+    lams = args.lam or list(_GRIDS["demo"][0])
+    mus = args.mu or list(_GRIDS["demo"][1])
     print(f"planted problem: {data.train}")
     print("sources (noise 0.1) send to derived tasks (noise 2.0); "
           f"grid lam={lams} mu={mus}, backend={args.backend}, algorithm={args.algorithm}")
@@ -97,7 +115,7 @@ def _demo(args) -> int:
     roles = np.where(data.B_true.sum(axis=1) > 0, "source", "derived")
     _report(data, stl, amtl, roles)
     B, Bt = amtl.fit.B, data.B_true
-    print(f"\nstrongest learned edges s -> t (B[s, t]) next to the planted ones")
+    print("\nstrongest learned edges s -> t (B[s, t]) next to the planted ones")
     print(f"{'edge':>10} {'learned':>9} {'planted':>9}")
     for s, t, v in _edges(B, args.edges):
         print(f"{f'{s} -> {t}':>10} {v:9.3f} {Bt[s, t]:9.3f}")
@@ -118,8 +136,8 @@ def _fit(args) -> int:
     if not out.parent.is_dir():
         raise ValueError(f"--output: directory {str(out.parent)!r} does not exist")
     dataset = load_release_mat(args.path, add_bias=not args.no_bias)
-    lams = args.lam or [0.1, 1.0, 10.0, 100.0]
-    mus = args.mu or [0.0, 0.1, 1.0]
+    lams = args.lam or list(_GRIDS["fit"][0])
+    mus = args.mu or list(_GRIDS["fit"][1])
     print(f"{args.path}: {dataset.train.n_tasks} tasks, {dataset.train.n_features} features "
           f"(bias {'appended' if dataset.train.add_bias else 'not appended'}), loss {dataset.loss}")
     stl, amtl = _select(dataset, args, lams, mus)
@@ -134,7 +152,7 @@ def _fit(args) -> int:
 def _verify(args) -> int:
     from amtl_cvx.generators import make_classification_tasks, make_regression_tasks
     from amtl_cvx.loaders import load_release_mat
-    from amtl_cvx.verification import format_table, run_verification
+    from amtl_cvx.verification import failed_checks, format_table, run_verification
 
     if args.path:
         dataset = load_release_mat(args.path)
@@ -150,6 +168,12 @@ def _verify(args) -> int:
     rows = run_verification(dataset, steps=steps, lam=args.lam, mu=args.mu, ridge=args.ridge,
                             progress=(lambda msg: print(msg, file=sys.stderr)) if args.progress else None)
     print(format_table(rows))
+    failures = failed_checks(rows)
+    if failures:
+        print(f"verdict: {len(failures)} check(s) failed: " + "; ".join(failures))
+        return 1
+    print(f"verdict: all {sum(not str(r['status']).startswith('n/a') for r in rows)} solves passed "
+          "(fast: converged and exactly feasible; CVXPY: optimal; every gap <= 1e-7)")
     return 0
 
 
@@ -186,18 +210,20 @@ def _bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="amtl-cvx", description=__doc__,
+    parser = argparse.ArgumentParser(prog="amtl-cvx", description=__doc__.replace("``", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log the algorithms' progress")
     sub = parser.add_subparsers(dest="command", required=True)
+    # every subcommand's --help shows its defaults
+    sub.add_parser = functools.partial(sub.add_parser, formatter_class=_Formatter)
 
     demo = sub.add_parser("demo", help="single-task vs AMTL on a generated planted-graph problem")
     demo.add_argument("--tasks", type=int_at_least(3), default=12,
                       help="tasks (a third of them are sources; at least 3)")
-    demo.add_argument("--features", type=int_at_least(1), default=20)
-    demo.add_argument("--seed", type=int_at_least(0), default=0)
+    demo.add_argument("--features", type=int_at_least(1), default=20, help="features per task")
+    demo.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the generated problem")
     demo.add_argument("--edges", type=int_at_least(1), default=10, help="how many strongest edges to list")
-    _add_fit_options(demo)
+    _add_fit_options(demo, "demo")
     demo.set_defaults(func=_demo)
 
     fit = sub.add_parser("fit", help="fit AMTL on a .mat file in the original release's layout")
@@ -205,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--output", "-o", default=None,
                      help="where to save W and B (.npz); default ./<name>_amtl.npz")
     fit.add_argument("--no-bias", action="store_true", help="do not append a bias column")
-    _add_fit_options(fit)
+    _add_fit_options(fit, "fit")
     fit.set_defaults(func=_fit)
 
     from amtl_cvx.compare import add_compare_parser

@@ -59,6 +59,7 @@ __all__ = [
     "run_verification",
     "format_table",
     "render_table",
+    "failed_checks",
 ]
 
 #: The subproblems that can be verified.
@@ -555,3 +556,31 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     if isinstance(rows, dict):
         raise ValueError("rows must be a sequence of row dicts, got a single dict")
     return render_table(list(rows), _VERIFY_FORMAT)
+
+
+def failed_checks(rows: Sequence[dict[str, Any]], gap_tol: float = 1e-7) -> list[str]:
+    """The checks of verification rows that failed, one description each (empty: all passed).
+
+    A fast row fails when it is not converged, its solution is not exactly feasible,
+    or its objective is more than ``gap_tol`` (relative) above the best row's; a CVXPY
+    row fails when its status is not ``"optimal"`` (``OPTIMAL_INACCURATE`` included) or
+    its objective is more than ``gap_tol`` above the best. Rows that do not apply
+    (``"n/a"``) are not checks.
+    """
+    failures = []
+    for row in rows:
+        status = str(row["status"])
+        if status.startswith("n/a"):
+            continue
+        where = f"{row['step']} {row['backend']}"
+        gap = row["rel_gap"]
+        if row["backend"] == "fast":
+            if not status.startswith("converged"):
+                failures.append(f"{where}: {status}")
+            if row["feasibility"] == "violated":
+                failures.append(f"{where}: solution not exactly feasible")
+        elif status != "optimal":
+            failures.append(f"{where}: status {status}")
+        if not (gap <= gap_tol) and status != "n/a":
+            failures.append(f"{where}: relative gap {gap:.1e} > {gap_tol:.0e}")
+    return failures

@@ -104,3 +104,25 @@ def test_fit_output_is_checked_before_fitting(synthetic_path, tmp_path, monkeypa
     assert re.search(match, captured.err) and "Traceback" not in captured.err
     assert "per-task" not in captured.out  # refused before fitting
     assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_prints_a_verdict_and_fails_loudly(monkeypatch, capsys):
+    assert main(["verify", "--tasks", "6", "--features", "4", "--step", "bstep"]) == 0
+    assert "verdict: all 4 solves passed" in capsys.readouterr().out
+    import amtl_cvx.verification as verification
+
+    monkeypatch.setattr(verification, "failed_checks", lambda rows: ["bstep fast: injected"])
+    assert main(["verify", "--tasks", "6", "--features", "4", "--step", "bstep"]) == 1
+    assert "verdict: 1 check(s) failed: bstep fast: injected" in capsys.readouterr().out
+
+
+def test_help_shows_defaults_and_no_markup(capsys):
+    for argv in (["--help"], ["demo", "--help"], ["fit", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        assert "``" not in text, argv
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 12)" in text and "(default: 0.03,0.1,0.3,1)" in text and "(default: None)" not in text

@@ -14,6 +14,7 @@ from amtl_cvx.verification import (
     STEPS,
     VERIFY_COLUMNS,
     StepInstance,
+    failed_checks,
     format_table,
     make_instance,
     run_verification,
@@ -115,6 +116,7 @@ def test_wrong_fast_solution_shows_a_gap(monkeypatch):
     for row in exact:
         assert row["rel_gap"] <= GAP
         assert row["max_abs_diff"] > 1e-3
+    assert failed_checks(rows) == [f"bstep fast: relative gap {fast['rel_gap']:.1e} > 1e-07"]
 
 
 def test_infeasible_fast_solution_is_flagged(monkeypatch):
@@ -131,6 +133,7 @@ def test_infeasible_fast_solution_is_flagged(monkeypatch):
     assert fast["feasibility"] == "violated"
     assert fast["min_entry"] == pytest.approx(-1e-3)
     assert fast["max_abs_diag"] == pytest.approx(1e-3)
+    assert "bstep fast: solution not exactly feasible" in failed_checks([fast])
 
 
 def test_failed_backend_is_a_row(monkeypatch):
@@ -152,6 +155,9 @@ def test_failed_backend_is_a_row(monkeypatch):
     assert math.isnan(ecos["objective"]) and math.isnan(ecos["rel_gap"])
     assert all(r["rel_gap"] <= GAP for r in rows[:-1])
     assert "injected" in format_table(rows)
+    failures = failed_checks(rows)
+    assert len(failures) == 2 and all(f.startswith("bstep cvxpy-ECOS") for f in failures)
+    assert failed_checks(rows[:-1]) == []
 
 
 def test_instances_follow_the_recipe():
