@@ -578,6 +578,9 @@ def run_compare_cli(args: argparse.Namespace) -> int:
     if args.mu:
         common["mus"] = tuple(args.mu)
     comps = []
+    if args.dataset in ("pcba", "all") and not args.pcba_dir and args.amtl_components > args.bits:
+        raise ValueError(f"--amtl-components ({args.amtl_components}) must be at most --bits "
+                         f"({args.bits}), or 0 for all bits")
     if args.dataset in ("pcba", "all"):
         from amtl_cvx.pcba import load_pcba_folds, make_pcba_like, write_pcba_folds
 

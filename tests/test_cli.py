@@ -126,3 +126,10 @@ def test_help_shows_defaults_and_no_markup(capsys):
         main(["demo", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 12)" in text and "(default: 0.03,0.1,0.3,1)" in text and "(default: None)" not in text
+
+
+def test_compare_names_amtl_components_when_bits_are_few(capsys):
+    """compare --bits 16 used to fail on an internal n_components."""
+    assert main(["compare", "--dataset", "pcba", "--bits", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "--amtl-components (64) must be at most --bits (16)" in err and "Traceback" not in err
