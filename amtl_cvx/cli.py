@@ -240,23 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="fast solver vs every CVXPY backend on one subproblem")
     verify.add_argument("path", nargs="?", default=None, help="a release .mat file (default: generated)")
-    verify.add_argument("--step", choices=("bstep", "wstep", "curriculum", "all"), default="all")
+    verify.add_argument("--step", choices=("bstep", "wstep", "curriculum", "all"), default="all",
+                        help="the subproblem(s) to solve")
     verify.add_argument("--loss", choices=("squared", "logistic"), default="squared",
                         help="loss of the generated problem")
-    verify.add_argument("--tasks", type=int, default=30)
-    verify.add_argument("--features", type=int, default=10)
-    verify.add_argument("--seed", type=int, default=0)
-    verify.add_argument("--lam", type=float, default=1.0)
-    verify.add_argument("--mu", type=float, default=0.1)
-    verify.add_argument("--ridge", type=float, default=0.0)
-    verify.add_argument("--progress", action="store_true")
+    verify.add_argument("--tasks", type=int_at_least(2), default=30, help="tasks of the generated problem")
+    verify.add_argument("--features", type=int_at_least(1), default=10, help="features of the generated problem")
+    verify.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the generated problem")
+    verify.add_argument("--lam", type=float, default=1.0, help="coupling weight lam")
+    verify.add_argument("--mu", type=float, default=0.1, help="weight mu of the outgoing-edge penalty")
+    verify.add_argument("--ridge", type=float, default=0.0, help="ridge * ||W||_F^2")
+    verify.add_argument("--progress", action="store_true", help="print a line per solve to stderr")
     verify.set_defaults(func=_verify)
 
     bench = sub.add_parser("bench", help="time the fast solvers against CVXPY (OSQP, ECOS, Clarabel)")
     bench.add_argument("--tasks", type=ints, default=[10, 50, 100, 200, 500, 1000, 2000],
                        help="T values, comma-separated")
     bench.add_argument("--features", type=ints, default=[20, 100], help="d values, comma-separated")
-    bench.add_argument("--steps", nargs="+", choices=("bstep", "wstep"), default=["bstep", "wstep"])
+    bench.add_argument("--steps", nargs="+", choices=("bstep", "wstep"), default=["bstep", "wstep"],
+                       help="the subproblems to time")
     bench.add_argument("--time-limit", type=float, default=30.0,
                        help="skip a CVXPY backend at larger T once one solve exceeds this (s)")
     bench.add_argument("--repeat", type=int, default=3, help="fast-solver repetitions (median)")
@@ -265,11 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--mat", default=None, help="synthetic_dataset.mat for the full-fit benchmark")
     bench.add_argument("--fit-tasks", type=int, default=200, help="tasks of the generated fit problem")
     bench.add_argument("--fit-solver", default=None, help="CVXPY solver of the full-fit benchmark")
-    bench.add_argument("--fit-max-iter", type=int, default=1000)
+    bench.add_argument("--fit-max-iter", type=int, default=1000, help="iteration cap of the timed fits")
     bench.add_argument("--fit-max-iter-cvxpy", type=int, default=None,
                        help="cap the CVXPY fit's alternations (its time per alternation is reported)")
     bench.add_argument("--output", "-o", default="amtl_bench",
-                       help="stem of the CSV and JSON files written (default ./amtl_bench)")
+                       help="stem of the CSV and JSON files written")
     bench.set_defaults(func=_bench)
     return parser
 
