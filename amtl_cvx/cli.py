@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import logging
 import sys
 import time
@@ -51,6 +52,9 @@ def _add_fit_options(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--sigma", type=float, default=0.0, help="imbalance exponent: c_t = s / n_t**sigma")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar over the grid (default: on when stderr is a terminal)")
+    p.add_argument("--plot", metavar="DIR", default=None,
+                   help="write transfer_matrix.png and objective_history.png of the chosen AMTL "
+                        "model to DIR (created if missing; needs matplotlib)")
     p.add_argument("--no-warm-start", dest="warm_start", action="store_false",
                    help="fit every grid point from the single-task models (default: warm "
                         "start from the previous point along the path)")
@@ -95,6 +99,44 @@ def _report(dataset, stl, amtl, roles=None) -> None:
               f"AMTL {one_vs_all_accuracy(amtl.W, dataset.test):.4f}")
 
 
+def _plot_dir(args) -> Path | None:
+    """``--plot DIR`` checked before any fitting."""
+    if args.plot is None:
+        return None
+    out = Path(args.plot)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--plot must name a directory, {str(out)!r} is a file")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ValueError("--plot needs matplotlib: pip install 'amtl-cvx[plot]'")
+    return out
+
+
+def _write_plots(out: Path, fit, B_true: np.ndarray | None = None) -> None:
+    """The transfer matrix (next to the planted one, if given) and the objective history."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from amtl_cvx.plotting import plot_objective_history, plot_transfer_matrix
+
+    out.mkdir(parents=True, exist_ok=True)
+    if B_true is None:
+        fig, ax = plt.subplots(figsize=(6, 5))
+        plot_transfer_matrix(fit, ax)
+    else:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+        plot_transfer_matrix(B_true, left).set_title("planted B (s -> t)")
+        plot_transfer_matrix(fit, right).set_title("learned B (s -> t)")
+    fig.savefig(out / "transfer_matrix.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plot_objective_history(fit, ax)
+    fig.savefig(out / "objective_history.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    print(f"figures written to {out / 'transfer_matrix.png'} and {out / 'objective_history.png'}")
+
+
 def _edges(B: np.ndarray, k: int) -> list[tuple[int, int, float]]:
     flat = np.argsort(B, axis=None)[::-1][:k]
     return [(int(i), int(j), float(B[i, j])) for i, j in zip(*np.unravel_index(flat, B.shape)) if B[i, j] > 0]
@@ -104,6 +146,7 @@ def _demo(args) -> int:
     from amtl_cvx.generators import make_regression_tasks
 
     t0 = time.perf_counter()
+    plots = _plot_dir(args)
     data = make_regression_tasks(n_tasks=args.tasks, n_features=args.features,
                                  n_parents=min(2, args.tasks // 3), random_state=args.seed)
     lams = args.lam or list(_GRIDS["demo"][0])
@@ -122,6 +165,8 @@ def _demo(args) -> int:
     forward = B[Bt > 0].sum()
     backward = B.T[Bt > 0].sum()
     print(f"\nmass on planted edges: {forward:.3f} in the planted direction, {backward:.3f} reversed")
+    if plots is not None:
+        _write_plots(plots, amtl.fit, Bt)
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -135,6 +180,7 @@ def _fit(args) -> int:
         raise ValueError(f"--output must name an .npz file, got {str(out)!r}")
     if not out.parent.is_dir():
         raise ValueError(f"--output: directory {str(out.parent)!r} does not exist")
+    plots = _plot_dir(args)
     dataset = load_release_mat(args.path, add_bias=not args.no_bias)
     lams = args.lam or list(_GRIDS["fit"][0])
     mus = args.mu or list(_GRIDS["fit"][1])
@@ -145,6 +191,8 @@ def _fit(args) -> int:
     np.savez(out, W=amtl.fit.W, B=amtl.fit.B, lam=amtl.params["lam"], mu=amtl.params["mu"],
              objective_history=amtl.fit.objective_history)
     print(f"\nsaved W {amtl.fit.W.shape} and B {amtl.fit.B.shape} to {out}")
+    if plots is not None:
+        _write_plots(plots, amtl.fit)
     print(f"done in {time.perf_counter() - t0:.1f} s ({len(lams) * len(mus)} AMTL grid points)")
     return 0
 

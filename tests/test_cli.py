@@ -133,3 +133,21 @@ def test_compare_names_amtl_components_when_bits_are_few(capsys):
     assert main(["compare", "--dataset", "pcba", "--bits", "16"]) == 2
     err = capsys.readouterr().err
     assert "--amtl-components (64) must be at most --bits (16)" in err and "Traceback" not in err
+
+
+def test_plot_writes_the_figures(synthetic_path, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png = b"\x89PNG"
+    demo_dir = tmp_path / "demo_figs"
+    assert main(["demo", "--tasks", "6", "--features", "4", "--lam", "0.1", "--mu", "1",
+                 "--plot", str(demo_dir)]) == 0
+    fit_dir = tmp_path / "fit_figs"
+    assert main(["fit", str(synthetic_path), "--lam", "10", "--mu", "0.1", "-o", str(tmp_path / "m.npz"),
+                 "--plot", str(fit_dir)]) == 0
+    for d in (demo_dir, fit_dir):
+        for name in ("transfer_matrix.png", "objective_history.png"):
+            assert (d / name).read_bytes()[:4] == png
+    assert "figures written to" in capsys.readouterr().out
+    a_file = tmp_path / "m.npz"
+    assert main(["demo", "--tasks", "6", "--plot", str(a_file)]) == 2
+    assert "--plot must name a directory" in capsys.readouterr().err
