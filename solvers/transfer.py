@@ -1216,8 +1216,10 @@ def solve_transfer(
         Tolerance on the certificate.
     max_iter : int, default 10000
         Maximum number of pivot steps of the cold start (also capped at
-        ``20 (min(d, T - 1) + 10)``) and of working-set rounds (restricted solve +
-        pricing pass).  A safeguard only: both end when no KKT violator is left.
+        ``4 (min(d, T - 1) + 10)``: the columns that cap leaves uncertified are then
+        solved one by one with SciPy's NNLS, unless ``max_iter`` is the smaller cap) and
+        of working-set rounds (restricted solve + pricing pass).  A safeguard only:
+        both end when no KKT violator is left.
     record_history : bool, default False
         Record the largest violation after every step or round.
 
