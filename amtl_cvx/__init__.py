@@ -10,6 +10,7 @@ from amtl_cvx.estimators import (
     AMTLRegressor,
     SingleTaskClassifier,
     SingleTaskRegressor,
+    estimator_from_fit,
     stack_tasks,
     task_preprocessor,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "SingleTaskClassifier",
     "stack_tasks",
     "task_preprocessor",
+    "estimator_from_fit",
     "TaskKFold",
     "evaluate_grid",
     "save_model",

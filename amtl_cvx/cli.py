@@ -172,7 +172,9 @@ def _demo(args) -> int:
 
 
 def _fit(args) -> int:
+    from amtl_cvx.estimators import estimator_from_fit
     from amtl_cvx.loaders import load_release_mat
+    from amtl_cvx.persistence import save_model
 
     t0 = time.perf_counter()
     out = Path(args.output) if args.output else Path.cwd() / f"{Path(args.path).stem}_amtl.npz"
@@ -188,9 +190,14 @@ def _fit(args) -> int:
           f"(bias {'appended' if dataset.train.add_bias else 'not appended'}), loss {dataset.loss}")
     stl, amtl = _select(dataset, args, lams, mus)
     _report(dataset, stl, amtl)
-    np.savez(out, W=amtl.fit.W, B=amtl.fit.B, lam=amtl.params["lam"], mu=amtl.params["mu"],
-             objective_history=amtl.fit.objective_history)
-    print(f"\nsaved W {amtl.fit.W.shape} and B {amtl.fit.B.shape} to {out}")
+    model = estimator_from_fit(
+        amtl.fit, dataset.train, loss=dataset.loss, lam=amtl.params["lam"], mu=amtl.params["mu"],
+        ridge=args.ridge, sigma=args.sigma, algorithm=args.algorithm, backend=args.backend,
+        solver=args.solver,
+    )
+    save_model(model, out)
+    print(f"\nsaved the chosen model ({type(model).__name__}, W {amtl.fit.W.shape}, B {amtl.fit.B.shape}) "
+          f"to {out}; read it with amtl_cvx.load_model")
     if plots is not None:
         _write_plots(plots, amtl.fit)
     print(f"done in {time.perf_counter() - t0:.1f} s ({len(lams) * len(mus)} AMTL grid points)")

@@ -100,6 +100,7 @@ __all__ = [
     "SingleTaskClassifier",
     "stack_tasks",
     "task_preprocessor",
+    "estimator_from_fit",
     "ALGORITHMS",
 ]
 
@@ -135,6 +136,69 @@ def stack_tasks(data: MultiTaskData, *, task_column: int = 0) -> tuple[np.ndarra
     ids = ids[:, None].astype(np.float64)
     X = np.hstack([ids, X] if task_column == 0 else [X, ids])
     return X, y
+
+
+def estimator_from_fit(fit: AMTLFit, data: MultiTaskData, *, loss: str, **params):
+    """The fitted estimator equivalent to an :class:`~amtl_cvx.fit.AMTLFit` on ``data``.
+
+    So that a model fitted through the functional API (or by ``amtl-cvx fit``) can be
+    saved with :func:`amtl_cvx.save_model`, read back with :func:`amtl_cvx.load_model`
+    and used like any fitted estimator. Squared loss gives an :class:`AMTLRegressor`
+    whose ``X`` carries the task id (0..T-1) in column 0; logistic loss on tasks that
+    share their rows (one-vs-all, the release's USPS layout) gives an
+    :class:`AMTLClassifier` with ``task_column=None`` and classes 0..T-1, and logistic
+    loss on tasks with their own rows an :class:`AMTLClassifier` whose tasks are binary
+    with classes -1 and +1. ``data.add_bias`` becomes ``fit_intercept``.
+
+    Parameters
+    ----------
+    fit : AMTLFit
+    data : MultiTaskData
+        The training data of ``fit``.
+    loss : {"squared", "logistic"}
+        The loss ``fit`` was fitted with.
+    **params
+        Estimator parameters (``lam``, ``mu``, ``ridge``, ``sigma``, ``algorithm`` ...)
+        recorded in the estimator.
+
+    Returns
+    -------
+    AMTLRegressor or AMTLClassifier
+    """
+    if not isinstance(fit, AMTLFit) or not isinstance(data, MultiTaskData):
+        raise ValueError("fit must be an AMTLFit and data the MultiTaskData it was fitted on")
+    W = np.asarray(fit.W, dtype=np.float64)
+    if W.shape != (data.n_features, data.n_tasks):
+        raise ValueError(f"fit.W has shape {W.shape}, data has {data.n_features} features and {data.n_tasks} tasks")
+    if loss not in ("squared", "logistic"):
+        raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    logistic = loss == "logistic"
+    shared = logistic and all(X is data.Xs[0] or np.array_equal(X, data.Xs[0]) for X in data.Xs)
+    cls = AMTLClassifier if logistic else AMTLRegressor
+    est = cls(fit_intercept=bool(data.add_bias), task_column=None if shared else 0, **params)
+    est._check_layout_params()
+    est._check_solver_params()
+    T = data.n_tasks
+    d_raw = data.n_features - int(bool(data.add_bias))
+    est.coef_ = np.ascontiguousarray(W[:d_raw].T)
+    est.intercept_ = W[-1].copy() if data.add_bias else np.zeros(T)
+    est.n_features_in_ = d_raw + (0 if shared else 1)
+    est.transfer_matrix_ = np.array(fit.B, dtype=np.float64)
+    est.objective_ = float(fit.objective)
+    est.objective_history_ = np.array(fit.objective_history, dtype=np.float64)
+    est.n_iter_ = int(fit.n_iter)
+    est.converged_ = bool(fit.converged)
+    est.order_ = np.array(fit.order, dtype=np.int64)
+    est.imbalance_weights_ = np.array(fit.c, dtype=np.float64)
+    est.n_tasks_ = T
+    est._y_2d = False
+    if shared:
+        est.tasks_ = est.classes_ = np.arange(T)
+    else:
+        est.tasks_ = np.arange(T)
+        if logistic:
+            est.classes_ = np.array([-1.0, 1.0])
+    return est
 
 
 def task_preprocessor(transformer: Any, *, task_column: int = 0):

@@ -20,14 +20,45 @@ def test_demo_runs_and_reports(capsys):
     assert out.count(" -> ") >= 3
 
 
-def test_fit_release_file_saves_npz(synthetic_path, tmp_path, capsys):
+def test_fit_release_file_saves_a_model_load_model_reads(synthetic_path, tmp_path, capsys):
+    """The file amtl-cvx fit writes used to be unreadable by load_model."""
+    from amtl_cvx import load_model, load_release_mat, stack_tasks
+    from amtl_cvx.metrics import task_errors
+
     out = tmp_path / "model.npz"
     assert main(["fit", str(synthetic_path), "--lam", "10", "--mu", "0.1", "-o", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "per-task test RMSE" in text and f"saved W (21, 12) and B (12, 12) to {out}" in text
-    with np.load(out, allow_pickle=False) as z:
-        assert z["W"].shape == (21, 12) and z["B"].shape == (12, 12)
-        assert np.all(z["B"] >= 0) and np.all(np.diag(z["B"]) == 0)
+    assert "per-task test RMSE" in text and f"(AMTLRegressor, W (21, 12), B (12, 12)) to {out}" in text
+    model = load_model(out)
+    assert model.lam == 10 and model.mu == 0.1 and model.transfer_matrix_.shape == (12, 12)
+    B = model.transfer_matrix_
+    assert np.all(B >= 0) and np.all(np.diag(B) == 0)
+    # its predictions are the fitted W's: the same test RMSE as the report's AMTL column
+    ds = load_release_mat(synthetic_path)
+    W = np.vstack([model.coef_.T, model.intercept_[None, :]])
+    X, y = stack_tasks(ds.test)
+    resid = model.predict(X) - y
+    per_task = [np.sqrt(np.mean(resid[X[:, 0] == t] ** 2)) for t in range(12)]
+    np.testing.assert_allclose(per_task, task_errors(W, ds.test, "squared"), rtol=1e-10)
+    assert f"{np.mean(per_task):9.4f}" in text
+
+
+def test_fit_classification_file_saves_a_classifier(usps_path, tmp_path, capsys):
+    from amtl_cvx import load_model, load_release_mat
+    from amtl_cvx.metrics import one_vs_all_accuracy
+
+    out = tmp_path / "usps.npz"
+    assert main(["fit", str(usps_path), "--lam", "10", "--mu", "0.1", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    model = load_model(out)
+    assert type(model).__name__ == "AMTLClassifier" and model.task_column is None
+    ds = load_release_mat(usps_path)
+    X = ds.test.Xs[0][:, :-1]  # shared rows; the bias is the model's intercept
+    truth = np.argmax(np.column_stack(ds.test.ys), axis=1)
+    W = np.vstack([model.coef_.T, model.intercept_[None, :]])
+    acc = float(np.mean(model.predict(X) == truth))
+    assert acc == one_vs_all_accuracy(W, ds.test)
+    assert f"AMTL {acc:.4f}" in text
 
 
 def test_fit_default_output_in_cwd(synthetic_path, tmp_path, monkeypatch, capsys):

@@ -258,3 +258,20 @@ def test_pickled_content_is_never_unpickled(tmp_path, saved):
         with pytest.raises(ValueError, match="not an amtl-cvx model.*without pickle"):
             load_model(path)
     assert _SIDE_EFFECTS == []
+
+
+def test_estimator_from_fit_round_trips_and_predicts_like_W(tmp_path):
+    from amtl_cvx import estimator_from_fit, fit_alternating, make_regression_tasks, stack_tasks
+
+    ds = make_regression_tasks(n_tasks=6, n_features=4, random_state=0)
+    fit = fit_alternating(ds.train, lam=0.3, mu=0.5)
+    model = estimator_from_fit(fit, ds.train, loss="squared", lam=0.3, mu=0.5)
+    same = load_model(save_model(model, tmp_path / "m.npz"))
+    X, _ = stack_tasks(ds.test)
+    expected = np.concatenate([Xt @ fit.W[:, t] for t, Xt in enumerate(ds.test.Xs)])
+    np.testing.assert_allclose(same.predict(X), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(same.transfer_matrix_, fit.B)
+    with pytest.raises(ValueError, match="loss"):
+        estimator_from_fit(fit, ds.train, loss="hinge")
+    with pytest.raises(ValueError, match="lam"):
+        estimator_from_fit(fit, ds.train, loss="squared", lam=-1.0)
