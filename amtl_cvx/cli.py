@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib.util
 import logging
 import sys
@@ -25,7 +24,10 @@ __all__ = ["main"]
 
 
 #: The (lam, mu) grid each command walks when --lam / --mu are not given.
-_GRIDS = {"demo": ((0.03, 0.1, 0.3, 1.0), (0.0, 0.3, 1.0, 3.0)), "fit": ((0.1, 1.0, 10.0, 100.0), (0.0, 0.1, 1.0))}
+_GRIDS = {
+    "demo": ((0.03, 0.1, 0.3, 1.0), (0.0, 0.3, 1.0, 3.0)),
+    "fit": ((0.1, 1.0, 10.0, 100.0), (0.0, 0.1, 1.0)),
+}
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -269,10 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log the algorithms' progress")
     sub = parser.add_subparsers(dest="command", required=True)
-    # every subcommand's --help shows its defaults
-    sub.add_parser = functools.partial(sub.add_parser, formatter_class=_Formatter)
 
-    demo = sub.add_parser("demo", help="single-task vs AMTL on a generated planted-graph problem")
+    demo = sub.add_parser("demo", formatter_class=_Formatter,
+                          help="single-task vs AMTL on a generated planted-graph problem")
     demo.add_argument("--tasks", type=int_at_least(3), default=12,
                       help="tasks (a third of them are sources; at least 3)")
     demo.add_argument("--features", type=int_at_least(1), default=20, help="features per task")
@@ -281,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(demo, "demo")
     demo.set_defaults(func=_demo)
 
-    fit = sub.add_parser("fit", help="fit AMTL on a .mat file in the original release's layout")
+    fit = sub.add_parser("fit", formatter_class=_Formatter,
+                          help="fit AMTL on a .mat file in the original release's layout")
     fit.add_argument("path", help="a .mat file (synthetic_dataset.mat, usps1.mat, ...)")
     fit.add_argument("--output", "-o", default=None,
                      help="where to save W and B (.npz); default ./<name>_amtl.npz")
@@ -293,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compare_parser(sub)
 
-    verify = sub.add_parser("verify", help="fast solver vs every CVXPY backend on one subproblem")
+    verify = sub.add_parser("verify", formatter_class=_Formatter,
+                          help="fast solver vs every CVXPY backend on one subproblem")
     verify.add_argument("path", nargs="?", default=None, help="a release .mat file (default: generated)")
     verify.add_argument("--step", choices=("bstep", "wstep", "curriculum", "all"), default="all",
                         help="the subproblem(s) to solve")
@@ -308,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--progress", action="store_true", help="print a line per solve to stderr")
     verify.set_defaults(func=_verify)
 
-    bench = sub.add_parser("bench", help="time the fast solvers against CVXPY (OSQP, ECOS, Clarabel)")
+    bench = sub.add_parser("bench", formatter_class=_Formatter,
+                          help="time the fast solvers against CVXPY (OSQP, ECOS, Clarabel)")
     bench.add_argument("--tasks", type=ints, default=[10, 50, 100, 200, 500, 1000, 2000],
                        help="T values, comma-separated")
     bench.add_argument("--features", type=ints, default=[20, 100], help="d values, comma-separated")

@@ -169,7 +169,9 @@ def estimator_from_fit(fit: AMTLFit, data: MultiTaskData, *, loss: str, **params
         raise ValueError("fit must be an AMTLFit and data the MultiTaskData it was fitted on")
     W = np.asarray(fit.W, dtype=np.float64)
     if W.shape != (data.n_features, data.n_tasks):
-        raise ValueError(f"fit.W has shape {W.shape}, data has {data.n_features} features and {data.n_tasks} tasks")
+        raise ValueError(
+            f"fit.W has shape {W.shape}, data has {data.n_features} features and {data.n_tasks} tasks"
+        )
     if loss not in ("squared", "logistic"):
         raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
     logistic = loss == "logistic"
