@@ -176,6 +176,11 @@ def estimator_from_fit(fit: AMTLFit, data: MultiTaskData, *, loss: str, **params
         raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
     logistic = loss == "logistic"
     shared = logistic and all(X is data.Xs[0] or np.array_equal(X, data.Xs[0]) for X in data.Xs)
+    if shared and data.n_tasks == 2:
+        raise ValueError(
+            "two one-vs-all tasks on shared rows have no AMTLClassifier equivalent (with two "
+            "classes it fits a single task)"
+        )
     cls = AMTLClassifier if logistic else AMTLRegressor
     est = cls(fit_intercept=bool(data.add_bias), task_column=None if shared else 0, **params)
     est._check_layout_params()
