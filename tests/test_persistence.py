@@ -275,3 +275,15 @@ def test_estimator_from_fit_round_trips_and_predicts_like_W(tmp_path):
         estimator_from_fit(fit, ds.train, loss="hinge")
     with pytest.raises(ValueError, match="lam"):
         estimator_from_fit(fit, ds.train, loss="squared", lam=-1.0)
+
+
+def test_estimator_from_fit_refuses_two_shared_one_vs_all_tasks():
+    from amtl_cvx import MultiTaskData, estimator_from_fit, fit_alternating
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    y = np.where(X[:, 0] > 0, 1.0, -1.0)
+    data = MultiTaskData([X, X], [y, -y], add_bias=True)
+    fit = fit_alternating(data, lam=1.0, mu=0.1, loss="logistic", ridge=0.01)
+    with pytest.raises(ValueError, match="two one-vs-all tasks"):
+        estimator_from_fit(fit, data, loss="logistic")
