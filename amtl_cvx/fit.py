@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 #: Task selection rules of the curriculum.
 SELECTIONS = ("greedy", "static")
 
+#: Largest lam, mu or ridge a fit accepts: the subproblems form 2 (lam + ridge) and
+#: products of these weights with squared norms, which overflow float64 near 1e308.
+_MAX_WEIGHT = 1e300
+
 #: How :func:`fit_alternating` minimises Algorithm 1's problem.
 METHODS = ("auto", "lbfgs", "alternating")
 
@@ -107,6 +111,10 @@ def _check_common(data: MultiTaskData, lam, mu, loss, ridge, s, sigma):
     lam = check_scalar(lam, "lam", strict=True)
     mu = check_scalar(mu, "mu")
     ridge = check_scalar(ridge, "ridge")
+    for name, value in (("lam", lam), ("mu", mu), ("ridge", ridge)):
+        if value > _MAX_WEIGHT:
+            raise ValueError(f"{name} must be at most {_MAX_WEIGHT:g} (larger values overflow float64 "
+                             f"in the subproblems), got {value:g}")
     c = imbalance_weights(data.n_samples, s, sigma)
     return lam, mu, ridge, c
 

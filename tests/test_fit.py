@@ -134,6 +134,8 @@ def test_release_synthetic_amtl_beats_ridge(synthetic_path):
         ({"ridge": -1.0}, "ridge"),
         ({"sigma": -1.0}, "sigma"),
         ({"mu": float("nan")}, "mu"),
+        ({"lam": 1e308}, "lam must be at most 1e"),
+        ({"ridge": 1e301}, "ridge must be at most 1e"),
         ({"loss": "hinge"}, "loss"),
         ({"backend": "gpu"}, "backend"),
         ({"max_iter": 0}, "max_iter"),
