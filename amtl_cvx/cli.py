@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,7 @@ def _add_fit_options(p: argparse.ArgumentParser, command: str) -> None:
 
 def _select(dataset, args, lams, mus):
     from amtl_cvx._progress import progress_bar
+    from amtl_cvx.backends import ConvergenceWarning
     from amtl_cvx.selection import select_amtl, select_single_task
 
     stl = select_single_task(dataset, lams)
@@ -73,12 +75,33 @@ def _select(dataset, args, lams, mus):
         bar.update(1)
         bar.set_postfix_str(f"lam={params['lam']:g} mu={params['mu']:g} val={err:.4g}")
 
-    with progress_bar(show, len(lams) * len(mus), "AMTL grid") as bar:
+    unconverged: list[str] = []
+
+    others: list[warnings.WarningMessage] = []
+
+    def on_fit(bar, caught, params, err):
+        # a fit's ConvergenceWarnings become one entry of the summary below; other
+        # warnings are re-issued once the grid is done
+        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+            unconverged.append(f"lam={params['lam']:g} mu={params['mu']:g}")
+        others.extend(w for w in caught if not issubclass(w.category, ConvergenceWarning))
+        caught.clear()
+        advance(bar, params, err)
+
+    with progress_bar(show, len(lams) * len(mus), "AMTL grid") as bar, \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
         amtl = select_amtl(
             dataset, lams, mus, algorithm=args.algorithm, backend=args.backend,
             solver=args.solver, ridge=args.ridge, sigma=args.sigma, warm_start=args.warm_start,
-            on_fit=lambda params, err: advance(bar, params, err),
+            on_fit=lambda params, err: on_fit(bar, caught, params, err),
         )
+    for w in others:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if unconverged:
+        print(f"\n{len(unconverged)} of {len(lams) * len(mus)} AMTL grid fits stopped at max_iter without "
+              f"the KKT certificate ({', '.join(unconverged)}); at ridge = 0 the problem may have no "
+              "minimiser: try --ridge 0.01 (docs/algorithms.md, 'When there is no minimiser')")
     return stl, amtl
 
 

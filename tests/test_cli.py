@@ -182,3 +182,28 @@ def test_plot_writes_the_figures(synthetic_path, tmp_path, capsys):
     a_file = tmp_path / "m.npz"
     assert main(["demo", "--tasks", "6", "--plot", str(a_file)]) == 2
     assert "--plot must name a directory" in capsys.readouterr().err
+
+
+def test_fit_summarises_unconverged_grid_points(synthetic_path, tmp_path, monkeypatch, capsys):
+    """One line naming the grid points that stopped at max_iter and the remedy, instead
+    of a multi-line warning per fit; other warnings still show."""
+    import warnings
+
+    import amtl_cvx.selection as selection
+    from amtl_cvx.backends import ConvergenceWarning
+
+    real = selection.fit_alternating
+
+    def fit(data, **kwargs):
+        if kwargs["lam"] == 10.0 and kwargs["mu"] == 1.0:
+            warnings.warn("stopped at max_iter (injected)", ConvergenceWarning)
+            warnings.warn("something else (injected)", RuntimeWarning)
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(selection, "fit_alternating", fit)
+    with pytest.warns(RuntimeWarning, match="something else"):
+        assert main(["fit", str(synthetic_path), "--lam", "10", "--mu", "0.1,1",
+                     "-o", str(tmp_path / "m.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 AMTL grid fits stopped at max_iter without the KKT certificate (lam=10 mu=1)" in out
+    assert "--ridge" in out
