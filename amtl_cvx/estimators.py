@@ -185,26 +185,11 @@ def estimator_from_fit(fit: AMTLFit, data: MultiTaskData, *, loss: str, **params
     est = cls(fit_intercept=bool(data.add_bias), task_column=None if shared else 0, **params)
     est._check_layout_params()
     est._check_solver_params()
-    T = data.n_tasks
-    d_raw = data.n_features - int(bool(data.add_bias))
-    est.coef_ = np.ascontiguousarray(W[:d_raw].T)
-    est.intercept_ = W[-1].copy() if data.add_bias else np.zeros(T)
-    est.n_features_in_ = d_raw + (0 if shared else 1)
-    est.transfer_matrix_ = np.array(fit.B, dtype=np.float64)
-    est.objective_ = float(fit.objective)
-    est.objective_history_ = np.array(fit.objective_history, dtype=np.float64)
-    est.n_iter_ = int(fit.n_iter)
-    est.converged_ = bool(fit.converged)
-    est.order_ = np.array(fit.order, dtype=np.int64)
-    est.imbalance_weights_ = np.array(fit.c, dtype=np.float64)
-    est.n_tasks_ = T
+    est._set_fit_attributes(fit, np.arange(data.n_tasks))
+    est.n_features_in_ = est.coef_.shape[1] + (0 if shared else 1)
     est._y_2d = False
-    if shared:
-        est.tasks_ = est.classes_ = np.arange(T)
-    else:
-        est.tasks_ = np.arange(T)
-        if logistic:
-            est.classes_ = np.array([-1.0, 1.0])
+    if logistic:
+        est.classes_ = est.tasks_.copy() if shared else np.array([-1.0, 1.0])
     return est
 
 
@@ -329,7 +314,15 @@ class _MultiTaskLinearModel(BaseEstimator):
         data = MultiTaskData(
             Xs, ys, add_bias=bool(self.fit_intercept), task_names=[str(t) for t in tasks]
         )
-        result = self._solve(data)
+        self._set_fit_attributes(self._solve(data), tasks)
+        logger.debug(
+            "%s: %d tasks, %d features, objective %.6g after %d iterations",
+            type(self).__name__, self.n_tasks_, self.coef_.shape[1], self.objective_, self.n_iter_,
+        )
+
+    def _set_fit_attributes(self, result: AMTLFit, tasks: np.ndarray) -> None:
+        """The fitted attributes from an :class:`~amtl_cvx.fit.AMTLFit` (one row of
+        ``coef_`` per task; the last row of ``W`` is the intercept if ``fit_intercept``)."""
         W = result.W
         if self.fit_intercept:
             self.coef_ = np.ascontiguousarray(W[:-1].T)
@@ -346,10 +339,6 @@ class _MultiTaskLinearModel(BaseEstimator):
         self.converged_ = bool(result.converged)
         self.order_ = np.array(result.order, dtype=np.int64)
         self.imbalance_weights_ = np.array(result.c, dtype=np.float64)
-        logger.debug(
-            "%s: %d tasks, %d features, objective %.6g after %d iterations",
-            type(self).__name__, self.n_tasks_, self.coef_.shape[1], self.objective_, self.n_iter_,
-        )
 
     def _W(self) -> np.ndarray:
         """The fitted ``W`` (d x T) in the layout of :mod:`amtl_cvx.fit`."""
