@@ -581,6 +581,6 @@ def failed_checks(rows: Sequence[dict[str, Any]], gap_tol: float = 1e-7) -> list
                 failures.append(f"{where}: solution not exactly feasible")
         elif status != "optimal":
             failures.append(f"{where}: status {status}")
-        if not (gap <= gap_tol) and status != "n/a":
+        if not (gap <= gap_tol):
             failures.append(f"{where}: relative gap {gap:.1e} > {gap_tol:.0e}")
     return failures
