@@ -16,7 +16,7 @@ from amtl_cvx.estimators import (
 )
 from amtl_cvx.fit import AMTLFit, fit_alternating, fit_curriculum
 from amtl_cvx.generators import make_classification_tasks, make_regression_tasks, make_tabular_tasks
-from amtl_cvx.loaders import load_release_mat
+from amtl_cvx.loaders import load_release_mat, save_release_mat
 from amtl_cvx.model_selection import TaskKFold, evaluate_grid
 from amtl_cvx.objective import amtl_objective, task_losses
 from amtl_cvx.persistence import load_model, save_model
@@ -33,6 +33,7 @@ __all__ = [
     "make_classification_tasks",
     "make_tabular_tasks",
     "load_release_mat",
+    "save_release_mat",
     "amtl_objective",
     "task_losses",
     "AMTLRegressor",

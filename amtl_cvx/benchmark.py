@@ -37,6 +37,7 @@ import numpy as np
 
 from amtl_cvx._validation import check_scalar
 from amtl_cvx.objective import bstep_objective, loss_weights, task_losses, wstep_objective
+from amtl_cvx.problems.memory import available_memory as _available_memory
 from amtl_cvx.verification import CVXPY_SOLVERS, render_table
 
 __all__ = [
@@ -272,21 +273,6 @@ def _memory_peak_since(mark: int | None) -> float:
         return _NAN
     peak = _proc_status_bytes("VmHWM")
     return _NAN if peak is None else float(max(0, peak - mark))
-
-
-def _available_memory() -> float:
-    """Available physical memory in bytes (``MemAvailable``), ``inf`` if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return math.inf
 
 
 #: Smallest growth exponent ``k`` assumed when predicting memory ``~ T**k``.

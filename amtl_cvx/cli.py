@@ -369,6 +369,24 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"amtl-cvx: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if not isinstance(exc, _exact_errors()):
+            raise
+        print(f"amtl-cvx: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _exact_errors() -> tuple[type, ...]:
+    """The exact layer's errors (a statement refused for memory, a solver that failed).
+
+    Looked up among the imported modules: importing them would import CVXPY, and an
+    error of theirs can only come from a run that imported them.
+    """
+    errors: list[type] = []
+    for module, name in (("amtl_cvx.exact", "ExactSolveError"), ("amtl_cvx.problems.memory", "ExactMemoryError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
 
 
 if __name__ == "__main__":  # pragma: no cover

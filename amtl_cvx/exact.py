@@ -8,6 +8,7 @@ gets its tolerances set explicitly (:data:`SOLVER_OPTIONS`), and any status othe
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,7 +120,11 @@ def solve_problem(
     opts = {**SOLVER_OPTIONS[solver], **options}
     t0 = time.perf_counter()
     try:
-        problem.solve(solver=solver, warm_start=warm_start, **opts)
+        with warnings.catch_warnings():
+            # CVXPY's "Solution may be inaccurate" duplicates the status checked below,
+            # which raises ExactSolveError naming the solver, the status and the options.
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
+            problem.solve(solver=solver, warm_start=warm_start, **opts)
     except cp.error.SolverError as exc:
         raise ExactSolveError(f"{solver} failed on the {name}: {exc}") from exc
     wall = time.perf_counter() - t0

@@ -20,7 +20,7 @@ import numpy as np
 
 from amtl_cvx.data import MultiTaskData, MultiTaskDataset
 
-__all__ = ["load_release_mat"]
+__all__ = ["load_release_mat", "save_release_mat"]
 
 _SPLITS = (("train", "trindex"), ("val", "valindex"), ("test", "teindex"))
 
@@ -121,6 +121,46 @@ def load_release_mat(path: str | os.PathLike, *, add_bias: bool = True) -> Multi
             task_names=[f"class{k}" for k in classes],
         )
     return MultiTaskDataset(**splits, loss="logistic", name=path.stem)
+
+
+def save_release_mat(dataset: MultiTaskDataset, path: str | os.PathLike) -> None:
+    """Write a regression data set in the release's layout (read back by :func:`load_release_mat`).
+
+    The way to run ``amtl-cvx fit FILE`` or ``amtl-cvx verify FILE`` on one's own data
+    (or on a generated data set such as :func:`amtl_cvx.make_tabular_tasks`).
+
+    Parameters
+    ----------
+    dataset : MultiTaskDataset
+        A regression data set (``loss="squared"``). When its splits have
+        ``add_bias=True`` the bias column (the last feature) is dropped, since
+        :func:`load_release_mat` appends it again by default.
+    path : str or path-like
+        The ``.mat`` file to write (overwritten).
+
+    Raises
+    ------
+    ValueError
+        For a classification data set (the release's classification layout is one
+        multi-class problem, not a set of binary tasks), or a bad ``dataset``.
+    """
+    from scipy.io import savemat
+
+    if not isinstance(dataset, MultiTaskDataset):
+        raise ValueError(f"dataset must be a MultiTaskDataset, got {type(dataset).__name__}")
+    if dataset.loss != "squared":
+        raise ValueError(
+            f"dataset must be a regression data set (loss='squared'), got loss={dataset.loss!r}: "
+            "the release's classification layout is one multi-class problem"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    for split, key in _SPLITS:
+        data = getattr(dataset, split)
+        Xs = [X[:, :-1] if data.add_bias else X for X in data.Xs]
+        arrays[f"{split}_x"] = np.vstack(Xs)
+        arrays[f"{split}_y"] = np.concatenate(data.ys)[:, None]
+        arrays[key] = (1 + np.concatenate([[0], np.cumsum(data.n_samples)[:-1]]))[None, :].astype(np.float64)
+    savemat(Path(path), arrays)
 
 
 def _check_index(raw: np.ndarray, key: str, n_rows: int, fname: str) -> np.ndarray:

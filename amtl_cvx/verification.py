@@ -373,7 +373,9 @@ def verify_instance(
         - ``max_abs_diff``: ``max |solution - fast solution|``;
         - ``min_entry``, ``max_abs_diag``, ``feasibility`` (see the module docstring);
         - ``status``: fast: ``"converged"`` or ``"not converged"`` with the certificate;
-          CVXPY: the solver status (``"optimal"``) or the error message; ``"n/a"``.
+          CVXPY: the solver status (``"optimal"``) or the error message (``"refused:
+          ..."`` when the statement would need more than half the available memory,
+          see :mod:`amtl_cvx.problems.memory`); ``"n/a"``.
 
     Raises
     ------
@@ -384,6 +386,7 @@ def verify_instance(
     import cvxpy as cp
 
     from amtl_cvx.exact import ExactSolveError, available_solvers
+    from amtl_cvx.problems.memory import ExactMemoryError
 
     if not isinstance(instance, StepInstance):
         raise ValueError(f"instance must be a StepInstance, got {type(instance).__name__}")
@@ -425,6 +428,9 @@ def verify_instance(
             solution, result = _cvxpy_solve(inst, solver)
         except (ExactSolveError, cp.error.SolverError) as exc:
             add(backend, time.perf_counter() - t0, None, str(exc))
+            continue
+        except ExactMemoryError as exc:
+            add(backend, time.perf_counter() - t0, None, f"refused: {exc}")
             continue
         add(backend, time.perf_counter() - t0, solution, result.stats.status)
 
@@ -581,6 +587,7 @@ def failed_checks(rows: Sequence[dict[str, Any]], gap_tol: float = 1e-7) -> list
                 failures.append(f"{where}: solution not exactly feasible")
         elif status != "optimal":
             failures.append(f"{where}: status {status}")
+            continue  # no solution, so no gap to report
         if not (gap <= gap_tol):
             failures.append(f"{where}: relative gap {gap:.1e} > {gap_tol:.0e}")
     return failures

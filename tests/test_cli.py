@@ -207,3 +207,15 @@ def test_fit_summarises_unconverged_grid_points(synthetic_path, tmp_path, monkey
     out = capsys.readouterr().out
     assert "1 of 2 AMTL grid fits stopped at max_iter without the KKT certificate (lam=10 mu=1)" in out
     assert "--ridge" in out
+
+
+def test_exact_backend_refusal_is_one_line(synthetic_path, monkeypatch, capsys):
+    """A statement too large for the machine: one line naming it and the way out, exit 1."""
+    from amtl_cvx.problems import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 40 * 2**20)
+    assert main(["fit", str(synthetic_path), "--lam", "10", "--mu", "0.1", "--backend", "cvxpy",
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("amtl-cvx: error: the ") and "statement (T = 12, d = 21" in err
+    assert "backend='fast'" in err and err.count("\n") == 1

@@ -219,3 +219,28 @@ def test_tabular_generator_looks_like_real_data():
     assert np.array_equal(np.vstack(again.train.Xs), X)
     with pytest.raises(ValueError, match="group_sizes"):
         make_tabular_tasks(group_sizes=(1, 3))
+
+
+def test_save_release_mat_round_trip(tmp_path):
+    from amtl_cvx import load_release_mat, make_tabular_tasks, save_release_mat
+
+    ds = make_tabular_tasks(n_tasks=7, random_state=3)
+    path = tmp_path / "tab.mat"
+    save_release_mat(ds, path)
+    back = load_release_mat(path)
+    assert back.loss == "squared" and back.name == "tab"
+    for split in ("train", "val", "test"):
+        a, b = getattr(ds, split), getattr(back, split)
+        assert b.add_bias and b.n_features == a.n_features
+        for Xa, Xb, ya, yb in zip(a.Xs, b.Xs, a.ys, b.ys, strict=True):
+            np.testing.assert_array_equal(Xa, Xb)
+            np.testing.assert_array_equal(ya, yb)
+
+
+def test_save_release_mat_refuses_classification(tmp_path):
+    from amtl_cvx import make_classification_tasks, save_release_mat
+
+    with pytest.raises(ValueError, match="dataset must be a regression data set"):
+        save_release_mat(make_classification_tasks(n_tasks=6, random_state=0), tmp_path / "c.mat")
+    with pytest.raises(ValueError, match="dataset must be a MultiTaskDataset"):
+        save_release_mat(make_classification_tasks(n_tasks=6, random_state=0).train, tmp_path / "c.mat")

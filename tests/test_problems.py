@@ -249,7 +249,7 @@ def test_statement_validation(call, match):
 
 
 def test_constant_data_statements_match_dpp(monkeypatch):
-    """Past DPP_MAX_ENTRIES the statements are rebuilt with constants: same answers."""
+    """Past the DPP budget the statements are restated with constants: same answers."""
     rng = np.random.default_rng(9)
     data = _data("squared", 9)
     d, T = data.n_features, data.n_tasks
@@ -257,11 +257,9 @@ def test_constant_data_statements_match_dpp(monkeypatch):
     a = 1 + rng.uniform(0, 1, T)
     dpp_b = TransferProblem(d, T).set(W, p, 0.7).solve("CLARABEL")
     dpp_w = TasksProblem(data).set(B, 0.7, a, 0.1).solve("CLARABEL")
-    import amtl_cvx.problems.tasks as tasks_module
-    import amtl_cvx.problems.transfer as transfer_module
+    from amtl_cvx.problems import memory
 
-    monkeypatch.setattr(transfer_module, "DPP_MAX_ENTRIES", 0)
-    monkeypatch.setattr(tasks_module, "DPP_MAX_ENTRIES", 0)
+    monkeypatch.setattr(memory, "DPP_BUDGET_BYTES", 0)
     bp, tp = TransferProblem(d, T), TasksProblem(data)
     assert not bp.parametric and not tp.parametric
     const_b = bp.set(W, p, 0.7).solve("CLARABEL")

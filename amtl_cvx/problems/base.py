@@ -11,16 +11,9 @@ import numpy as np
 
 from amtl_cvx.exact import AUTO_LADDER, ExactSolveError, SolveStats, solve_problem
 
-__all__ = ["ExactResult", "StatedProblem", "DPP_MAX_ENTRIES"]
+from amtl_cvx.problems import memory
 
-#: Largest (variable entries) x (parameter entries) for which a statement whose data
-#: multiply a matrix variable (B-step: ``A @ C``; W-step: ``W @ C``) is built as DPP.
-#: CVXPY's parametric canonicalisation maps every parameter entry to every variable
-#: entry it touches, ``T^3 d`` numbers here: measured, the B-step at T = 500, d = 20
-#: asked for a dense 250,001 x 20,501 array (38 GiB). Beyond the limit the statement is
-#: rebuilt with constant data at every ``set`` (still asserted DCP), and CVXPY compiles
-#: it afresh on each solve.
-DPP_MAX_ENTRIES = 2e8
+__all__ = ["ExactResult", "StatedProblem"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +42,15 @@ class StatedProblem:
     """Base class: holds ``self.problem`` (DPP) and the objective scale.
 
     Subclasses build ``self.problem`` in ``__init__``, set parameters in ``set`` and
-    implement ``_solution`` to read (and unscale) the variables.
+    implement ``_solution`` to read (and unscale) the variables, ``_memory_args`` to
+    describe their size to :func:`amtl_cvx.problems.memory.predict_peak` and
+    ``_constant_problem`` to restate themselves with constant data.
+
+    Memory (:mod:`amtl_cvx.problems.memory`): a statement is kept parametric (DPP) only
+    when its DPP form fits :func:`_dpp_fits` on the cheapest solver path; a solve whose
+    solver path makes the DPP form too large uses the constant-data statement instead,
+    and a solve whose predicted peak exceeds half the available memory raises
+    :class:`amtl_cvx.problems.memory.ExactMemoryError` before CVXPY is called.
     """
 
     problem: cp.Problem
@@ -58,7 +59,8 @@ class StatedProblem:
     #: Objective in original units = ``scale * problem.value``.
     scale: float = 1.0
 
-    #: False when the statement is rebuilt with constant data (see DPP_MAX_ENTRIES).
+    #: False when the statement is rebuilt with constant data at every ``set`` (its
+    #: DPP form would not fit, see :mod:`amtl_cvx.problems.memory`).
     parametric: bool = True
 
     def _finish_build(self) -> None:
@@ -69,6 +71,51 @@ class StatedProblem:
 
     def _solution(self) -> Any:
         raise NotImplementedError
+
+    def _memory_args(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~amtl_cvx.problems.memory.predict_peak` (but the form
+        and the path)."""
+        raise NotImplementedError
+
+    def _constant_problem(self) -> cp.Problem:
+        """The statement with the parameters' current values as constants."""
+        raise NotImplementedError
+
+    def predicted_peak(self, solver: str, form: str | None = None) -> float:
+        """Predicted peak memory (bytes) of solving this statement with ``solver``.
+
+        Parameters
+        ----------
+        solver : str
+        form : {"dpp", "constant"}, optional
+            Default: the form :meth:`solve` would use with ``solver``.
+        """
+        path = memory.solver_path(solver, getattr(self, "loss", "squared"))
+        if form is None:
+            form = "dpp" if self.parametric and self._dpp_fits(path) else "constant"
+        return memory.predict_peak(self._memory_args()["statement"], form, path,
+                                   **{k: v for k, v in self._memory_args().items() if k != "statement"})
+
+    def _dpp_fits(self, path: str) -> bool:
+        """Whether the DPP form's predicted peak on ``path`` is within the DPP budget."""
+        args = dict(self._memory_args())
+        peak = memory.predict_peak(args.pop("statement"), "dpp", path, **args)
+        return peak <= min(memory.DPP_BUDGET_BYTES, memory.available_memory() / 8)
+
+    def _check_memory(self, solver: str, form: str) -> None:
+        peak = self.predicted_peak(solver, form)
+        available = memory.available_memory()
+        if peak > available / 2:
+            args = self._memory_args()
+            size = f"T = {args['n_tasks']}, d = {args['n_features']}"
+            if args.get("n_rows"):
+                size += f", {args['n_rows']:,} rows"
+            raise memory.ExactMemoryError(
+                f"the {self.name} statement ({size}) would need about {memory.format_bytes(peak)} "
+                f"with {solver}, more than half of the {memory.format_bytes(available)} of memory "
+                "available; verify one step at a time (amtl-cvx verify --step), use a smaller "
+                "problem, or the fast solvers (backend='fast')"
+            )
 
     def solve(self, solver: str | None = None, **options: Any) -> ExactResult:
         """Solve at tight tolerances (see :data:`amtl_cvx.exact.SOLVER_OPTIONS`).
@@ -108,5 +155,12 @@ class StatedProblem:
         return "exp_cone" if getattr(self, "loss", "squared") == "logistic" else "qp"
 
     def _solve_with(self, solver: str, options: dict) -> ExactResult:
-        stats = solve_problem(self.problem, solver, name=self.name, **options)
-        return ExactResult(self._solution(), float(self.scale * self.problem.value), stats)
+        path = memory.solver_path(solver, getattr(self, "loss", "squared"))
+        problem, form = self.problem, "dpp" if self.parametric else "constant"
+        if self.parametric and not self._dpp_fits(path):
+            form = "constant"
+        self._check_memory(solver, form)
+        if self.parametric and form == "constant":
+            problem = self._constant_problem()
+        stats = solve_problem(problem, solver, name=self.name, **options)
+        return ExactResult(self._solution(), float(self.scale * problem.value), stats)

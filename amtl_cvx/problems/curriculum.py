@@ -52,6 +52,7 @@ class CurriculumStepProblem(StatedProblem):
         self.loss, self.task, self.n_tasks = loss, int(task), int(n_tasks)
         self.default_solver = "OSQP" if loss == "squared" else "ECOS"
         d = X.shape[1]
+        self.n_rows = X.shape[0]
         self.sigma = target_scale([y], loss)
         self.scale = self.sigma**2
         self.w = cp.Variable(d, name="w")
@@ -94,6 +95,15 @@ class CurriculumStepProblem(StatedProblem):
         self.blocked.value = (~learned).astype(np.float64)
         self.ridge.value = check_scalar(ridge, "ridge")
         return self
+
+    def _dpp_fits(self, path: str) -> bool:
+        # Its parametric map is no larger than its data (``d (n_t + T)`` entries on both
+        # paths), so the DPP form is always the one solved; _check_memory still applies.
+        return True
+
+    def _memory_args(self) -> dict:
+        d, T = self.sW.shape
+        return dict(statement="curriculum", n_tasks=T, n_features=d, n_rows=self.n_rows)
 
     def objective_at(self, w: np.ndarray, b: np.ndarray) -> float:
         """The statement's objective at ``(w, b)``, in original units (for checking)."""

@@ -19,8 +19,10 @@ has the minimiser ``C = D B``; its value times ``kappa`` is the original objecti
 imbalanced release data, where the 5-row tasks' parameters are ~100 times smaller than
 the 500-row tasks'.)
 
-The whole-B statement is DPP up to ``T^3 d = DPP_MAX_ENTRIES`` and rebuilt with constant
-data beyond (see :data:`amtl_cvx.problems.base.DPP_MAX_ENTRIES`).
+The whole-B statement is DPP while the memory model (:mod:`amtl_cvx.problems.memory`)
+predicts its DPP form within budget: ``A @ C`` compiles to ``d T^2`` entries on the QP
+path but ``d T^3`` on ECOS's cone path (2.4 GB at T = 140, d = 28); beyond, it is
+restated with constant data (``d T^2`` entries on every path).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import cvxpy as cp
 import numpy as np
 
 from amtl_cvx._validation import check_array, check_scalar
-from amtl_cvx.problems.base import DPP_MAX_ENTRIES, StatedProblem
+from amtl_cvx.problems.base import StatedProblem
 
 __all__ = ["TransferProblem", "TransferColumnProblem"]
 
@@ -63,12 +65,17 @@ class _TransferBase(StatedProblem):
         self.A.value = W / (self.D * sigma)
         self.price.value = p / (self.D * self.scale)
         if not self.parametric:
-            self.problem = self._statement(self.Y.value, self.A.value, self.price.value)
-            self._finish_build()
+            self.problem = self._constant_problem()
         return self
 
     def _statement(self, Y, A, price) -> cp.Problem:
         raise NotImplementedError
+
+    def _constant_problem(self) -> cp.Problem:
+        problem = self._statement(self.Y.value, self.A.value, self.price.value)
+        if not problem.is_dcp():  # pragma: no cover - a statement bug
+            raise AssertionError(f"the {self.name} statement is not DCP")
+        return problem
 
 
 class TransferProblem(_TransferBase):
@@ -86,7 +93,7 @@ class TransferProblem(_TransferBase):
         super().__init__(n_features, n_tasks)
         T = self.n_tasks
         self.C = cp.Variable((T, T), nonneg=True, name="C")
-        self.parametric = float(T) ** 3 * self.n_features <= DPP_MAX_ENTRIES
+        self.parametric = self._dpp_fits("qp")
         if self.parametric:
             self.problem = self._statement(self.Y, self.A, self.price)
             self._finish_build()
@@ -94,6 +101,9 @@ class TransferProblem(_TransferBase):
     def _statement(self, Y, A, price) -> cp.Problem:
         objective = cp.sum_squares(Y - A @ self.C) + price @ cp.sum(self.C, axis=1)
         return cp.Problem(cp.Minimize(objective), [cp.diag(self.C) == 0])
+
+    def _memory_args(self) -> dict:
+        return dict(statement="bstep", n_tasks=self.n_tasks, n_features=self.n_features)
 
     def objective_at(self, B: np.ndarray) -> float:
         """The statement's objective at ``B``, in original units (for checking)."""
@@ -135,6 +145,9 @@ class TransferColumnProblem(_TransferBase):
     def _statement(self, Y, A, price) -> cp.Problem:
         objective = cp.sum_squares(Y[:, self.task] - A @ self.c) + price @ self.c
         return cp.Problem(cp.Minimize(objective), [self.c[self.task] == 0])
+
+    def _memory_args(self) -> dict:
+        return dict(statement="bstep-column", n_tasks=self.n_tasks, n_features=self.n_features)
 
     def objective_at(self, b: np.ndarray) -> float:
         """The statement's objective at ``b``, in original units (for checking)."""
