@@ -196,14 +196,20 @@ def transfer_kkt_residual(
     ``B >= 0, diag(B) = 0``, with gradient ``g = 2 lam (G B - G) + p 1'``,
     ``G = W' W``.  For a feasible ``B`` the certificate is::
 
-        max_{s != t} r[s, t] / scale,
-        r[s, t] = |g[s, t]|           if B[s, t] > 0,
-                  max(0, -g[s, t])    if B[s, t] == 0,
-        scale   = 2 lam max_s ||w_s||^2 + max_s p_s   (1 if that is 0).
+        max_{s != t} r[s, t] / min(sigma[s, t], scale),
+        r[s, t]     = |g[s, t]|           if B[s, t] > 0,
+                      max(0, -g[s, t])    if B[s, t] == 0,
+        sigma[s, t] = p_s + 2 lam ||w_s|| (||w_t|| + sum_k B[k, t] ||w_k||),
+        scale       = 2 lam max_s ||w_s||^2 + max_s p_s   (1 if that is 0),
 
-    ``scale`` bounds ``max |g|`` at ``B = 0`` (Cauchy-Schwarz), so the certificate is a
-    gradient residual relative to the gradient at the origin.  ``r`` dominates the
-    usual ``|min(B, g)|`` residual, and the certificate is 0 exactly at a minimiser.
+    (``0 / 0`` counts as 0). ``sigma[s, t]`` bounds the terms that make up ``g[s, t]``
+    (Cauchy-Schwarz), so each entry's residual is measured against its *own* size:
+    a column whose norm is 1e-12 of the largest is certified as strictly as the
+    largest (relative to ``scale`` alone, its gradients would fall under any threshold
+    and a wrong column would pass). ``scale`` bounds ``max |g|`` at ``B = 0``; taking
+    the smaller of the two keeps the certificate at least as strict as a residual
+    relative to the gradient at the origin. ``r`` dominates the usual
+    ``|min(B, g)|`` residual, and the certificate is 0 exactly at a minimiser.
     For an infeasible ``B`` (any negative entry or nonzero diagonal entry) the
     certificate is ``inf``.  Cost ``O(d T^2)``; ``G`` is not formed.
 
@@ -228,18 +234,8 @@ def transfer_kkt_residual(
     B = _check_B(B, T, "B")
     if np.any(B < 0) or np.any(np.diag(B) != 0):
         return float("inf")
-    scale = _grad_scale(W, p, lam)
-    R = W - W @ B
-    nb = _block_size(T)
-    worst = 0.0
-    for start in range(0, T, nb):
-        cols = np.arange(start, min(T, start + nb))
-        g = p[:, None] - 2.0 * lam * (W.T @ R[:, cols])
-        Bb = B[:, cols]
-        r = np.where(Bb > 0, np.abs(g), np.maximum(-g, 0.0))
-        r[cols, np.arange(cols.size)] = 0.0
-        worst = max(worst, float(r.max()))
-    return worst / scale
+    sup_idx, sup_x = _compact(np.tile(np.arange(T), (T, 1)), B.T.copy())
+    return float(_entry_residuals(W, p, lam, sup_idx, sup_x).max())
 
 
 # --------------------------------------------------------------------------------------
@@ -302,6 +298,39 @@ def _residuals(
         cb = np.arange(start, min(T, start + nb))
         res[cb], _, _ = _price(W, p, lam, cb, sup_idx[cb], sup_x[cb], thr, 0)
     return res
+
+
+def _entry_residuals(
+    W: np.ndarray, p: np.ndarray, lam: float, sup_idx: np.ndarray, sup_x: np.ndarray
+) -> np.ndarray:
+    """Per-entry relative KKT residual, its maximum per column (see :func:`transfer_kkt_residual`).
+
+    Entry ``(s, t)``: ``r[s, t] / min(sigma[s, t], scale)`` with ``sigma[s, t] = p_s +
+    2 lam ||w_s|| (||w_t|| + sum_k B[k, t] ||w_k||)``, the size of the terms of
+    ``g[s, t]`` (Cauchy-Schwarz), and ``scale`` the global :func:`_grad_scale`; ``0 / 0``
+    counts as 0. Columns are priced in blocks, as in :func:`_residuals`.
+    """
+    T = W.shape[1]
+    scale = _grad_scale(W, p, lam)
+    norms = np.sqrt(np.einsum("dt,dt->t", W, W))
+    out = np.empty(T)
+    nb = _block_size(T)
+    S = sup_idx.shape[1]
+    for start in range(0, T, nb):
+        cols = np.arange(start, min(T, start + nb))
+        R = W[:, cols] - (np.einsum("dns,ns->dn", W[:, sup_idx[cols]], sup_x[cols]) if S else 0.0)
+        g = p[None, :] - (2.0 * lam) * (R.T @ W)  # (columns, senders)
+        Bb = np.zeros((cols.size, T))
+        if S:
+            np.add.at(Bb, (np.repeat(np.arange(cols.size), S), sup_idx[cols].ravel()), sup_x[cols].ravel())
+        r = np.where(Bb > 0, np.abs(g), np.maximum(-g, 0.0))
+        r[np.arange(cols.size), cols] = 0.0
+        m = norms[cols] + Bb @ norms
+        sig = np.minimum(p[None, :] + (2.0 * lam) * m[:, None] * norms[None, :], scale)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(r > 0, r / sig, 0.0)
+        out[cols] = rel.max(axis=1)
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -1114,30 +1143,43 @@ def _nnls_rescue(
     """Column by column NNLS for the columns the batched pivots left uncertified.
 
     The batched methods pivot on ``inv(H_PP)`` with a Schur-complement test for
-    dependence; on degenerate columns (``W`` rank deficient, as with one-hot features
-    collinear with the bias, and ``p = 0``: many supports reach the optimum) they can
-    cycle. Column ``t`` is then solved as an NNLS problem by SciPy's Lawson-Hanson
-    (``scipy.optimize.nnls``, QR-based), with the linear term carried by one extra row:
-    ``||w_t - W b||^2 + (p / lam)'b = ||[w_t; eta] - [W; a'] b||^2 - (a'b)^2 - eta^2``
-    with ``a = -p / (2 lam eta)``, so for ``eta = 1e8 (||w_t|| + 1)`` the extra
-    ``(a'b)^2`` is below rounding. The support found is then polished on the exact
-    stationarity conditions with QR (:func:`_polish_support`) and certified by the
-    caller. Returns compact ``(sup_idx, sup_x)`` for ``cols``.
+    dependence and a threshold relative to the largest column; on degenerate columns
+    (``W`` rank deficient, as with one-hot features collinear with the bias, and
+    ``p = 0``: many supports reach the optimum) they can cycle, and a column far smaller
+    than the largest can look solved. Column ``t`` is then solved on its own, in units
+    where every column of ``W`` has norm 1 (``a_s = w_s / ||w_s||``, ``u = w_t /
+    ||w_t||``, ``y_s = B[s, t] ||w_s|| / ||w_t||``, prices ``q_s = p_s / (lam ||w_s||
+    ||w_t||)``), by SciPy's Lawson-Hanson (``scipy.optimize.nnls``, QR-based), with
+    the linear term carried by one extra row:
+    ``||u - A y||^2 + q'y = ||[u; eta] - [A; a'] y||^2 - (a'y)^2 - eta^2`` with
+    ``a = -q / (2 eta)``, so for ``eta = 1e8`` the extra ``(a'y)^2`` is below rounding.
+    The support found is then polished on the exact stationarity conditions with QR
+    (:func:`_polish_support`, in the same units) and certified by the caller. Zero
+    columns of ``W`` never enter (they change nothing and cost ``p_s >= 0``). Returns
+    compact ``(sup_idx, sup_x)`` for ``cols``.
     """
     d, T = W.shape
+    norms = np.sqrt(np.einsum("dt,dt->t", W, W))
+    nz = norms > 0
+    A_all = W / np.where(nz, norms, 1.0)
     out_idx, out_x = [], []
     for t in cols:
-        idx = np.concatenate([np.arange(t), np.arange(t + 1, T)])
-        eta = 1e8 * (float(np.linalg.norm(W[:, t])) + 1.0)
-        A = np.vstack([W[:, idx], (-p[idx] / (2.0 * lam * eta))[None, :]])
+        if not nz[t]:  # w_t = 0: B[:, t] = 0 is optimal (p >= 0)
+            out_idx.append(np.zeros(0, dtype=np.intp))
+            out_x.append(np.zeros(0))
+            continue
+        idx = np.flatnonzero(nz & (np.arange(T) != t))
+        q = p / (lam * np.where(nz, norms, 1.0) * norms[t])
+        eta = 1e8
+        A = np.vstack([A_all[:, idx], (-q[idx] / (2.0 * eta))[None, :]])
         try:
-            x, _ = nnls(A, np.append(W[:, t], eta), maxiter=50 * T)
+            y, _ = nnls(A, np.append(A_all[:, t], eta), maxiter=50 * T)
         except RuntimeError:  # iteration cap: leave the column to the working sets
-            x = np.zeros(T - 1)
-        keep = np.flatnonzero(x > 0)
-        xk = _polish_support(W, p, lam, int(t), idx[keep], x[keep]) if keep.size else x[keep]
+            y = np.zeros(idx.size)
+        keep = np.flatnonzero(y > 0)
+        yk = _polish_support(A_all, q, 1.0, int(t), idx[keep], y[keep]) if keep.size else y[keep]
         out_idx.append(idx[keep])
-        out_x.append(xk)
+        out_x.append(yk * norms[t] / norms[idx[keep]])
     S = max((v.size for v in out_idx), default=0)
     sup_idx = np.zeros((cols.size, S), dtype=np.intp)
     sup_x = np.zeros((cols.size, S))
@@ -1187,17 +1229,21 @@ def solve_transfer(
     columns vectorised; see the module docstring for the algorithm.  ``G = W' W`` is
     never formed: full gradients cost ``O(d T)`` per column through ``W' (W b)``.
 
-    Stopping certificate (also :func:`transfer_kkt_residual`), with
+    Stopping certificate (:func:`transfer_kkt_residual`), with
     ``g = 2 lam (G B - G) + p 1'``::
 
-        cert = max_{s != t} r[s, t] / scale,
-        r[s, t] = |g[s, t]| if B[s, t] > 0 else max(0, -g[s, t]),
-        scale   = 2 lam max_s ||w_s||^2 + max_s p_s   (1 if that is 0),
+        cert = max_{s != t} r[s, t] / min(sigma[s, t], scale),
+        r[s, t]     = |g[s, t]| if B[s, t] > 0 else max(0, -g[s, t]),
+        sigma[s, t] = p_s + 2 lam ||w_s|| (||w_t|| + sum_k B[k, t] ||w_k||),
+        scale       = 2 lam max_s ||w_s||^2 + max_s p_s   (1 if that is 0),
 
-    a KKT residual relative to (a bound on) the gradient at ``B = 0``.  The method
-    stops when a pricing pass finds no coordinate whose violation exceeds
+    each entry's KKT residual relative to the size of its own gradient's terms (so a
+    column 1e-12 times smaller than the largest is certified as strictly). The pivots
+    stop when a pricing pass finds no coordinate whose violation exceeds
     ``min(tol / 2, 1e-12) * scale`` (so a converged result is typically at machine
-    precision); ``converged`` reports ``cert <= tol``.
+    precision); the result is then certified entry by entry, and the columns that fail
+    are solved again one by one in unit-norm columns (:func:`_nnls_rescue`);
+    ``converged`` reports ``cert <= tol``.
 
     Parameters
     ----------
@@ -1321,7 +1367,10 @@ def _solve_unit(
             if failed.any() or cert <= 0.5 * tol:
                 break
             start_B = _dense(sup_idx, sup_x, T)
-        bad = np.flatnonzero(failed | (res > 0.5 * tol * scale))
+        # certified entry by entry: a column far smaller than the largest can pass the
+        # pivots' threshold (relative to the largest) without being solved
+        rel = _entry_residuals(W, p, lam, sup_idx, sup_x)
+        bad = np.flatnonzero(failed | (rel > 0.5 * tol))
         # (not when the user's max_iter is what stopped the pivots); a rescued result
         # is accepted at the certificate's own tolerance (the working-set method that
         # would otherwise take over is slow on exactly these degenerate columns)
@@ -1329,8 +1378,8 @@ def _solve_unit(
         if rescued:
             sup_idx, sup_x = _merge_rescued(sup_idx, sup_x, bad, *_nnls_rescue(W, p, lam, bad))
             failed = np.zeros(T, dtype=bool)
-            res = _residuals(W, p, lam, sup_idx, sup_x, thr)
-            cert = float(res.max()) / scale
+            rel = _entry_residuals(W, p, lam, sup_idx, sup_x)
+        cert = float(rel.max())
         if not failed.any() and cert <= (tol if rescued else 0.5 * tol):
             # n_iter: the pivots plus the certifying pricing pass
             history = [v / scale for v in all_hist] + [cert] if record_history else []
@@ -1421,6 +1470,9 @@ def _solve_unit(
         )
         ws_x0[redo[more]] = 0.0
 
+    cert = float(_entry_residuals(W, p, lam, sup_idx_full, sup_x_full).max())
+    if record_history:
+        history.append(cert)
     return _assemble(W, p, lam, sup_idx_full, sup_x_full, n_iter, cert, tol, history)
 
 

@@ -53,6 +53,19 @@ def independent_kkt(W: np.ndarray, B: np.ndarray, p: np.ndarray, lam: float) -> 
     return float(r.max()) / max(float(g0.max()), 1e-300)
 
 
+def independent_entry_kkt(W: np.ndarray, B: np.ndarray, p: np.ndarray, lam: float) -> float:
+    """KKT residual entry by entry (test-only, dense): each entry's residual relative to
+    the size of the terms of its gradient, ``p_s + 2 lam |w_s|'(|w_t| + |W| B[:, t])``
+    (absolute values entrywise), a bound independent of the package's formula."""
+    G = W.T @ W
+    g = 2.0 * lam * (G @ B - G) + p[:, None]
+    r = np.where(B > 0, np.abs(g), np.maximum(-g, 0.0))
+    np.fill_diagonal(r, 0.0)
+    A = np.abs(W)
+    size = p[:, None] + 2.0 * lam * (A.T @ (A + A @ B))
+    return float(np.max(np.where(r > 0, r / np.where(size > 0, size, 1.0), 0.0)))
+
+
 def planted(T: int, d: int, rng: np.random.Generator, mu: float = 0.1):
     """20% source tasks; the rest nonnegative sparse combinations of 2-3 sources + noise."""
     n_src = max(1, int(0.2 * T))
@@ -560,3 +573,50 @@ def test_huge_lam_scales_the_prices_and_overflow_is_an_error():
         solve_transfer(W, p, 1e308)
     with pytest.raises(ValueError, match="overflows float64"):
         solve_transfer(1e154 * W, np.zeros(20), 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# column norms spread over many orders of magnitude (issue 11, item 1)
+# --------------------------------------------------------------------------------------
+SPREAD_W = np.array([[1e6, 1e6, 0.0, 0.0], [0.0, 0.0, 1.0, 1e-6]])
+
+
+def test_small_column_is_solved_not_hidden_by_large_ones():
+    """Optimum 0: w_3 = 1e6 w_4 and w_4 = 1e-6 w_3. Certified relative to the largest
+    column only, B[:, 2] = 0 (objective 1) passed with certificate 1e-18."""
+    res = solve_transfer(SPREAD_W, np.zeros(4), 1.0)
+    assert res.converged
+    assert res.objective <= 1e-12
+    assert res.solution[3, 2] == pytest.approx(1e6, rel=1e-12)
+    assert res.solution[2, 3] == pytest.approx(1e-6, rel=1e-12)
+
+
+def test_certificate_measures_each_entry_against_its_own_size():
+    B = solve_transfer(SPREAD_W, np.zeros(4), 1.0).solution
+    assert transfer_kkt_residual(SPREAD_W, B, np.zeros(4), 1.0) == 0.0
+    wrong = B.copy()
+    wrong[:, 2] = 0.0  # objective 1 instead of 0
+    assert transfer_kkt_residual(SPREAD_W, wrong, np.zeros(4), 1.0) > 0.5
+    # and a uniform rescaling of W changes nothing
+    assert transfer_kkt_residual(1e-100 * SPREAD_W, wrong, np.zeros(4), 1.0) > 0.5
+
+
+def _spread_instance(seed: int, spread: float):
+    rng = np.random.default_rng(seed)
+    d, T = int(rng.integers(2, 8)), int(rng.integers(3, 12))
+    W = rng.standard_normal((d, T)) * np.exp(rng.uniform(0.0, np.log(spread), T))
+    if seed % 3 == 0:  # a rank-deficient pair: one column a multiple of another
+        W[:, 1] = W[:, 0] * rng.uniform(0.1, 10.0)
+    p = rng.uniform(0.0, 1.0, T) * (seed % 2) * float(np.mean(W**2))
+    return W, p
+
+
+@pytest.mark.parametrize("spread", [10.0, 1e3, 1e6, 1e9, 1e12])
+def test_column_norm_spreads_are_certified(spread):
+    for seed in range(100):
+        W, p = _spread_instance(seed, spread)
+        res = solve_transfer(W, p, 1.0)
+        assert_exactly_feasible(res.solution, W.shape[1])
+        assert res.converged, (seed, res.certificate)
+        assert transfer_kkt_residual(W, res.solution, p, 1.0) <= res.tol
+        assert independent_entry_kkt(W, res.solution, p, 1.0) <= 1e-9, seed
