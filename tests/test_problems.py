@@ -18,6 +18,7 @@ from amtl_cvx.objective import (
     wstep_objective,
 )
 from amtl_cvx.problems import CurriculumStepProblem, TasksProblem, TransferColumnProblem, TransferProblem
+from solvers.transfer import solve_transfer
 
 RTOL = 1e-12  # evaluation of the same function: rounding error only
 
@@ -268,3 +269,57 @@ def test_constant_data_statements_match_dpp(monkeypatch):
     assert const_w.objective == pytest.approx(dpp_w.objective, rel=1e-9)
     np.testing.assert_allclose(const_w.solution, dpp_w.solution, atol=1e-7)
     assert bp.objective_at(B) == pytest.approx(bstep_objective(W, B, p, 0.7), rel=RTOL)
+
+
+# --------------------------------------------------------------------------------------
+# column norms spread over many orders of magnitude (issue 11, item 1): the exact layer
+# agrees with the fast solver column by column, or raises
+# --------------------------------------------------------------------------------------
+SPREAD_W = np.array([[1e6, 1e6, 0.0, 0.0], [0.0, 0.0, 1.0, 1e-6]])
+
+
+def test_exact_bstep_agrees_or_raises_on_spread_columns():
+    """Optimum 0; the statement's tolerance alone returned 1.59e12 with status optimal."""
+    try:
+        result = TransferProblem(2, 4).set(SPREAD_W, np.zeros(4), 1.0).solve()
+    except ExactSolveError as exc:
+        assert "TransferColumnProblem" in str(exc)
+    else:
+        assert result.objective <= 1e-12
+    for t in range(4):
+        col = TransferColumnProblem(2, 4, t).set(SPREAD_W, np.zeros(4), 1.0).solve()
+        assert col.objective <= 1e-12 * max(1.0, float(SPREAD_W[:, t] @ SPREAD_W[:, t]))
+    assert TransferColumnProblem(2, 4, 2).set(SPREAD_W, np.zeros(4), 1.0).solve().solution[3] == pytest.approx(1e6)
+
+
+def _column_objective(W, p, B, t):
+    r = W[:, t] - W @ B[:, t]
+    return float(r @ r + p @ B[:, t])
+
+
+@pytest.mark.parametrize("spread", [10.0, 1e3, 1e6, 1e9, 1e12])
+def test_fast_bstep_matches_the_referee_column_by_column(spread):
+    """100 instances per spread: every column's objective within 1e-7 of the referee's,
+    relative to that column's own scale ``||w_t||^2`` (the whole objective is dominated
+    by the largest columns, so a total gap would not see a wrong small column)."""
+    from tests.test_solvers_transfer import _spread_instance
+
+    raised = 0
+    for seed in range(100):
+        W, p = _spread_instance(seed, spread)
+        d, T = W.shape
+        fast = solve_transfer(W, p, 1.0).solution
+        norms2 = np.einsum("dt,dt->t", W, W)
+        try:
+            ref = TransferProblem(d, T).set(W, p, 1.0).solve().solution
+        except ExactSolveError as exc:  # the whole statement cannot resolve it: per column
+            assert "TransferColumnProblem" in str(exc)
+            raised += 1
+            ref = np.zeros((T, T))
+            for t in np.flatnonzero(norms2 > 0):
+                ref[:, t] = TransferColumnProblem(d, T, int(t)).set(W, p, 1.0).solve().solution
+        for t in np.flatnonzero(norms2 > 0):
+            gap = (_column_objective(W, p, fast, t) - _column_objective(W, p, ref, t)) / norms2[t]
+            assert abs(gap) <= 1e-7, (seed, t, gap)
+    if spread <= 1e3:
+        assert raised == 0
