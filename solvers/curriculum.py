@@ -35,7 +35,7 @@ Certificate
 -----------
 The relative KKT residual of the joint problem::
 
-    sqrt(||g_w||^2 + ||min(b, g_b)||^2) / max(1, ||(grad L_t(0), q)||)
+    sqrt(||g_w||^2 + ||min(b, g_b)||^2) / ||(grad L_t(0), q)||
 
 with ``g_w = grad L_t(w) + 2 lam (w - W_S b) + 2 ridge w`` and
 ``g_b = q - 2 lam W_S' (w - W_S b)`` (``min(b, g_b)`` vanishes iff ``b >= 0``,
@@ -45,6 +45,7 @@ with ``g_w = grad L_t(w) + 2 lam (w - W_S b) + 2 ridge w`` and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -97,7 +98,7 @@ def nnqp(
         (k,) feasible warm start (``b0 >= 0``); its support seeds the active set.
     kkt_tol : float, optional
         Stop when every gradient entry off the support is ``>= -kkt_tol``.
-        Default ``1e-13 * max(1, ||A'v||_inf, ||q||_inf)``.
+        Default ``1e-13 * max(||A'v||_inf, ||q||_inf)`` (``1e-13`` when both are 0).
     max_iter : int, optional
         Maximum number of support changes (default ``3 (k + m) + 50``).
 
@@ -114,7 +115,7 @@ def nnqp(
     if k == 0:
         return np.zeros(0), 0, True
     Atv = A.T @ v
-    scale = max(1.0, float(np.max(np.abs(Atv))), float(np.max(np.abs(q))))
+    scale = max(float(np.max(np.abs(Atv))), float(np.max(np.abs(q)))) or 1.0
     if kkt_tol is None:
         kkt_tol = 1e-13 * scale
     if max_iter is None:
@@ -410,7 +411,8 @@ def solve_curriculum_step(
         (k,) warm start for ``b`` (``b0 >= 0``); its support seeds the active set.
     tol : float
         Tolerance on the relative KKT certificate
-        ``sqrt(||g_w||^2 + ||min(b, g_b)||^2) / max(1, ||(grad L_t(0), q)||)``.
+        ``sqrt(||g_w||^2 + ||min(b, g_b)||^2) / ||(grad L_t(0), q)||`` (1 in the
+        denominator when that norm is 0).
     max_iter : int
         Squared: maximum active-set support changes. Logistic: maximum proximal
         Newton iterations.
@@ -432,8 +434,30 @@ def solve_curriculum_step(
     tol_f, max_it = _check_solver_options(tol, max_iter)
     d, k = WS.shape
     wa, ba = _check_wb(w0, b0, d, k, "w0", "b0")
+    if lossf.name == "squared":
+        # The squared step is homogeneous: (y, W_S, q, w) -> (y, W_S, q / sigma, w) / sigma
+        # divides the objective by sigma^2 and leaves b and the certificate unchanged.
+        # Solved in units where max(|y|, |W_S|) = 1, so that no magnitude of the data
+        # (1e-160 or 1e150) underflows or overflows on the way.
+        sigma = max(float(np.max(np.abs(ya))), float(np.max(np.abs(WS))) if WS.size else 0.0)
+        if sigma not in (0.0, 1.0):
+            unit = solve_curriculum_step(
+                Xa, ya / sigma, WS / sigma, qa / sigma / sigma, lam_f, loss="squared", ridge=ridge_f,
+                w0=None if wa is None else wa / sigma, b0=ba, tol=tol_f, max_iter=max_it,
+                record_history=record_history,
+            )
+            w, b = unit.solution
+            w = w * sigma
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+                objective = _objective(Xa, ya, w, b, WS, qa, lam_f, lossf, ridge_f)
+            if not np.isfinite(objective):
+                raise ValueError(
+                    f"the curriculum step's objective overflows float64 (max |y|, |W_S| = {sigma:g}); "
+                    "rescale the data"
+                )
+            return replace(unit, solution=(w, b), objective=objective)
     gL0 = lossf.gradient(Xa, ya, np.zeros(d))
-    ref = max(1.0, float(np.sqrt(gL0 @ gL0 + qa @ qa)))
+    ref = float(np.sqrt(gL0 @ gL0 + qa @ qa)) or 1.0
     hist: list[float] = []
 
     def done(w: np.ndarray, b: np.ndarray, n_iter: int, cert: float) -> SolverResult:
@@ -497,7 +521,7 @@ def solve_curriculum_step(
             if fn <= f + 1e-4 * step * min(slope, 0.0):
                 accepted = True
                 break
-            if abs(fn - f) <= 1e-13 * max(1.0, abs(f)):
+            if abs(fn - f) <= 1e-13 * abs(f):
                 gwn, gbn = _grad(Xa, ya, wn, bn, WS, qa, lam_f, lossf, ridge_f)
                 if _cert(gwn, gbn, bn, ref) < cert:
                     accepted = True

@@ -41,10 +41,14 @@ Certificate
 -----------
 Both stop on the relative gradient norm::
 
-    ||grad F(W)||_F / max(1, ||grad F(0)||_F) <= tol
+    ||grad F(W)||_F / ||grad F(0)||_F <= tol
 
 (``grad F(0)`` does not depend on the starting point, so a warm start at the
-solution is accepted with zero iterations). ``n_iter`` counts PCG iterations
+solution is accepted with zero iterations; when it is 0, ``W = 0`` is the minimiser
+and the denominator is taken as 1). The ratio does not change when the targets, or
+the features, are scaled by any power of ten: with ``max(1, ||grad F(0)||)`` in the
+denominator, targets of size 1e-100 were "solved" by ``W = 0`` with certificate
+6e-100. ``n_iter`` counts PCG iterations
 (squared; a dense solve counts as one) or Newton iterations (logistic).
 """
 
@@ -543,7 +547,7 @@ def solve_tasks(
     W0 : numpy.ndarray, optional
         (d, T) warm start (default zeros).
     tol : float
-        Tolerance on the certificate ``||grad F(W)||_F / max(1, ||grad F(0)||_F)``.
+        Tolerance on the certificate ``||grad F(W)||_F / ||grad F(0)||_F``.
     max_iter : int
         Squared: maximum PCG iterations (a dense Cholesky solve counts as one).
         Logistic: maximum Newton iterations.
@@ -574,12 +578,26 @@ def solve_tasks(
             grams = _grams(Xl, yl)
         elif not isinstance(grams, TaskGrams) or grams.gram.shape != (T, d, d):
             raise ValueError(f"grams must be a TaskGrams for {T} tasks with {d} features")
-        V, n_iter, cert, hist = _solve_squared(grams, V, cp, lam_f, a, ridge_f, tol_f, max_it, record_history)
+        # Homogeneous in the targets: solved in units where max |y| = 1 (W / sigma, the
+        # objective / sigma^2, the same certificate), so targets of 1e-160 or 1e154
+        # neither underflow nor overflow on the way.
+        sigma = max(float(np.max(np.abs(y))) for y in yl)
+        if sigma in (0.0, 1.0):
+            sigma = 1.0
+        unit = TaskGrams(gram=grams.gram, xty=grams.xty / sigma, n=grams.n)
+        V, n_iter, cert, hist = _solve_squared(unit, V / sigma, cp, lam_f, a, ridge_f, tol_f, max_it, record_history)
+        V = V * sigma
     elif lossf.name == "logistic":
         V, n_iter, cert, hist = _solve_logistic(Xl, yl, V, cp, lam_f, a, ridge_f, tol_f, max_it, record_history)
     else:  # pragma: no cover - only the two named losses are dispatched
         raise ValueError(f"loss {lossf.name!r} is not supported by solve_tasks")
-    obj = _objective_v(Xl, yl, V, cp, lam_f, lossf, a, ridge_f)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+        obj = _objective_v(Xl, yl, V, cp, lam_f, lossf, a, ridge_f)
+    if not np.isfinite(obj) and np.all(np.isfinite(V)):
+        raise ValueError(
+            "the W-step objective overflows float64 (targets or lam near 1e154 and beyond); "
+            "rescale the data or lam"
+        )
     return SolverResult(
         solution=np.ascontiguousarray(V.T),
         objective=obj,
@@ -680,7 +698,7 @@ def _solve_squared(
     s = a / gr.n
     G = gr.gram
     rhs = s[:, None] * gr.xty
-    ref = max(1.0, _nrm(rhs))
+    ref = _nrm(rhs) or 1.0
 
     def matvec(P: np.ndarray) -> np.ndarray:
         return s[:, None] * _bmv(G, P) + 2.0 * lam * cp.m(P) + (2.0 * ridge) * P
@@ -745,7 +763,7 @@ def _solve_logistic(
     s = a / n
     # grad F(0) = -a_t/(2 n_t) X_t' y_t
     g0 = np.stack([Xs[t].T @ ys[t] for t in range(T)]) * (-0.5 * s[:, None])
-    ref = max(1.0, _nrm(g0))
+    ref = _nrm(g0) or 1.0
 
     def fg(Vc: np.ndarray, need_grad: bool = True) -> tuple[float, np.ndarray | None]:
         val = 0.0
@@ -800,7 +818,7 @@ def _solve_logistic(
                 break
             gnn = _nrm(gn)
             # at rounding level of f, accept a step that lowers the gradient
-            if abs(fn - f) <= 1e-13 * max(1.0, abs(f)) and gnn < gnorm:
+            if abs(fn - f) <= 1e-13 * abs(f) and gnn < gnorm:
                 accepted = True
                 break
             step *= 0.5

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amtl_cvx import make_regression_tasks
 from solvers.curriculum import (
     curriculum_gradient,
     curriculum_objective,
@@ -338,3 +339,26 @@ def test_objective_validation():
     kw = _kw()
     with pytest.raises(ValueError, match="b"):
         curriculum_objective(kw["X"], kw["y"], np.zeros(3), np.array([-1.0, 0.0]), kw["W_S"], kw["q"], 1.0)
+
+
+@pytest.mark.parametrize("scale", [1e-100, 1e-20, 1e20, 1e100, 1e150])
+def test_squared_step_is_scale_free(scale):
+    """Targets and frozen tasks times ``scale``, prices times ``scale**2``: ``w`` scales,
+    ``b`` does not (with an absolute reference, 1e-100 returned a wrong answer with
+    converged=True)."""
+    data = make_regression_tasks(n_tasks=6, n_features=4, n_samples=10, n_parents=1, random_state=0).train
+    rng = np.random.default_rng(0)
+    W_S = rng.standard_normal((4, 3))
+    q = np.array([0.1, 0.05, 0.2])
+    unit = solve_curriculum_step(data.Xs[2], data.ys[2], W_S, q, 1.0, ridge=0.01)
+    res = solve_curriculum_step(data.Xs[2], data.ys[2] * scale, W_S * scale, q * scale**2, 1.0, ridge=0.01)
+    assert res.converged
+    np.testing.assert_allclose(res.solution[0] / scale, unit.solution[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(res.solution[1], unit.solution[1], rtol=1e-9, atol=1e-12)
+    assert res.objective == pytest.approx(unit.objective * scale**2, rel=1e-9)
+
+
+def test_squared_step_overflow_is_an_error():
+    data = make_regression_tasks(n_tasks=6, n_features=4, n_samples=10, n_parents=1, random_state=0).train
+    with pytest.raises(ValueError, match="objective overflows float64"):
+        solve_curriculum_step(data.Xs[2], data.ys[2] * 1e200, np.ones((4, 2)), np.ones(2), 1.0)

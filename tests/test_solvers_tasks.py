@@ -13,6 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 import solvers.tasks as tasks_mod
+from amtl_cvx import make_regression_tasks
 from solvers.tasks import precompute_grams, solve_tasks, tasks_gradient, tasks_objective
 
 CLARABEL = dict(tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
@@ -504,3 +505,36 @@ def test_validation_sparse_B_and_objective():
         tasks_objective(Xs, ys, np.zeros((2, 4)), B, 1.0)
     with pytest.raises(ValueError, match="Xs"):
         solve_tasks([], [], np.zeros((0, 0)), 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# magnitudes (issue 11, item 2): the certificate and the answer do not depend on them
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [1e-300, 1e-160, 1e-100, 1e-20, 1e20, 1e100, 1e150])
+def test_squared_wstep_is_scale_free(scale):
+    """Targets times ``scale``: the minimiser is ``scale`` times the unit one. With
+    ``max(1, ||grad F(0)||)`` in the certificate, targets of 1e-100 were "solved" by
+    ``W = 0`` with certificate 6e-100 and converged=True."""
+    data = make_regression_tasks(n_tasks=6, n_features=4, n_samples=10, n_parents=1, random_state=0).train
+    B = np.zeros((6, 6))
+    B[0, 1] = 0.5
+    unit = solve_tasks(data.Xs, data.ys, B, 1.0, weights=np.linspace(1.0, 2.0, 6), ridge=0.1)
+    res = solve_tasks(data.Xs, [y * scale for y in data.ys], B, 1.0, weights=np.linspace(1.0, 2.0, 6), ridge=0.1)
+    assert res.converged and res.certificate == pytest.approx(unit.certificate, abs=1e-13)
+    np.testing.assert_allclose(res.solution / scale, unit.solution, rtol=1e-10, atol=1e-12)
+    assert res.objective == pytest.approx(unit.objective * scale**2, rel=1e-10)
+
+
+def test_squared_wstep_features_scale_free():
+    data = make_regression_tasks(n_tasks=6, n_features=4, n_samples=10, n_parents=1, random_state=1).train
+    B = np.zeros((6, 6))
+    unit = solve_tasks(data.Xs, data.ys, B, 1.0)
+    res = solve_tasks([X * 1e-100 for X in data.Xs], data.ys, B, 1e-200)
+    assert res.converged
+    np.testing.assert_allclose(res.solution * 1e-100, unit.solution, rtol=1e-10, atol=1e-12)
+
+
+def test_squared_wstep_overflow_is_an_error():
+    data = make_regression_tasks(n_tasks=6, n_features=4, n_samples=10, n_parents=1, random_state=0).train
+    with pytest.raises(ValueError, match="W-step objective overflows float64"):
+        solve_tasks(data.Xs, [y * 1e200 for y in data.ys], np.zeros((6, 6)), 1.0)
