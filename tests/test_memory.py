@@ -33,6 +33,9 @@ MEASURED = [
     ("wstep", "dpp", "cone", 60, 28, 1800, 5894),
     ("wstep", "dpp", "cone", 30, 8, 900, 115),
     ("wstep", "constant", "qp", 500, 20, 15000, 729),  # B from the fast B-step: 7,561 edges
+    ("bstep", "constant", "qp", 500, 20, 0, 942),
+    ("curriculum", "dpp", "cone", 500, 20, 30, 246),
+    ("curriculum", "dpp", "cone", 140, 28, 60, 24),
 ]
 MEASURED_LOGISTIC = [  # (T, d, N, MB), DPP on the cone path
     (40, 28, 1200, 5858),

@@ -97,8 +97,8 @@ class CurriculumStepProblem(StatedProblem):
         return self
 
     def _dpp_fits(self, path: str) -> bool:
-        # Its parametric map is no larger than its data (``d (n_t + T)`` entries on both
-        # paths), so the DPP form is always the one solved; _check_memory still applies.
+        # One statement per new task, built once: its DPP form is the only one (its map,
+        # ``d T^2`` entries, is counted by the memory model; _check_memory still applies).
         return True
 
     def _memory_args(self) -> dict:

@@ -17,7 +17,7 @@ W-step, squared        DPP, QP     ``d (T^2 + N)``               209 MB at T = 1
 W-step, squared        DPP, cone   ``d T^4``                     5.9 GB at T = 60 (ECOS)
 W-step, logistic       constant    ``d (nnz(I - B) + N)``        34 MB at T = 80
 W-step, logistic       DPP, cone   ``T^3 N``                     5.9 GB at T = 40 (Clarabel)
-curriculum step        DPP         ``d (n_t + T)``               24 MB at T = 140
+curriculum step        DPP         ``d (n_t + T) + d T^2``       246 MB at T = 500, d = 20 (ECOS)
 =====================  ==========  ============================  ==========================
 
 "QP" is the path of OSQP, and of Clarabel on the squared loss (a quadratic objective);
@@ -47,6 +47,7 @@ import os
 __all__ = [
     "BASE_BYTES",
     "BYTES_PER_ENTRY",
+    "CURRICULUM_MAP_BYTES",
     "DPP_BUDGET_BYTES",
     "WSTEP_FACTOR_BYTES",
     "ExactMemoryError",
@@ -82,6 +83,11 @@ BYTES_PER_ENTRY: dict[tuple[str, str, str], float] = {
 #: planted data). Measured at T = 500, d = 20 (constant data, sparse ``I - B`` with
 #: 7,561 edges): compiling took 81 MB, solving 729 MB (Clarabel) and 683 MB (OSQP).
 WSTEP_FACTOR_BYTES = 8.0
+
+#: Bytes per ``d T^2`` of the curriculum step's parametric map (``sqrt(lam) W_S`` times
+#: ``b``): measured 152 MB (Clarabel) and 246 MB (ECOS) at T = 500, d = 20, 24 MB at
+#: T = 140, d = 28.
+CURRICULUM_MAP_BYTES = 60.0
 
 #: Largest predicted peak for which a statement is solved in its DPP form (a DPP
 #: statement saves the compilation of later solves; it is not worth gigabytes).
@@ -149,8 +155,10 @@ def predict_peak(
         factor = WSTEP_FACTOR_BYTES * d * d * T * T  # the solver's factorisation
         return BASE_BYTES + BYTES_PER_ENTRY[key] * entries + factor
     elif statement == "curriculum":
+        # its data, plus CVXPY's map of the parameter sqrt(lam) W_S times the variable b
         entries = d * (N + T)
         key = (statement, "dpp", path)
+        return BASE_BYTES + BYTES_PER_ENTRY[key] * entries + CURRICULUM_MAP_BYTES * d * T * T
     else:
         raise ValueError(
             f"statement must be 'bstep', 'bstep-column', 'wstep' or 'curriculum', got {statement!r}"
