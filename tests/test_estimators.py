@@ -327,6 +327,11 @@ def test_cross_val_score_with_task_folds(reg):
     # unshuffled row folds on rows stacked task by task leave tasks out: a loud error
     with pytest.raises(ValueError, match="task ids not seen"):
         cross_val_score(AMTLRegressor(), X, y, cv=KFold(5), error_score="raise")
+    # the package's own grid never turns that error into NaN scores
+    from amtl_cvx import evaluate_grid
+
+    with pytest.raises(ValueError, match="task ids not seen"):
+        evaluate_grid(AMTLRegressor(), X, y, lams=[0.1], mus=[0.0], cv=KFold(3))
 
 
 def test_grid_search_pipeline_end_to_end(reg):
