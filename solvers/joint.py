@@ -36,6 +36,17 @@ bound), which removes the feature scaling (integer features in the tens next to 
 0/1 indicators) that makes plain gradient methods crawl. The run stops when the
 certificate above is at most ``tol`` at an iterate; a line search that fails (a support
 change the curvature pairs do not describe) restarts L-BFGS from the current point.
+
+Newton finish (squared loss, ``d T <= 1500``): once the support of ``B`` has not changed
+for 10 iterations, ``G`` is smooth around the iterate and its Hessian on that support is
+the Schur complement ``H_WW - K' H_BB^{-1} K`` of the joint Hessian (built densely by
+:func:`_reduced_hessian`). Where it is positive definite, Newton steps with an Armijo
+line search on ``G`` (every trial point gets its exact B-step, so the objective stays
+non-increasing) replace L-BFGS; a failed step hands back to L-BFGS, which tries again
+after a support stable twice as long. Measured (examples/fit_timings.py, one BLAS
+thread): the release's synthetic data at ``lam = 10, mu = 0.1`` in 168 iterations
+instead of 447 (0.37 s instead of 0.83 s) at the same objective; on planted 30-task
+problems the same points (objectives within 1e-11) in 30-50% fewer iterations.
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 from scipy.special import expit
 
@@ -123,6 +135,68 @@ def _kkt(
         return num / den if den > 0.0 else np.inf
 
     return max(ratio(float(np.linalg.norm(gW)), float(refW)), ratio(float(resB), float(refB)))
+
+
+#: Newton finish (squared loss, ``d T`` at most this): once the support of ``B`` has not
+#: changed for :data:`_NEWTON_STABLE` L-BFGS iterations, ``G`` is smooth around the
+#: iterate and Newton steps with its exact Hessian on that support finish the run.
+_NEWTON_MAX_DT = 1500
+_NEWTON_STABLE = 10
+
+
+def _reduced_hessian(
+    Lf: "_Losses", W: np.ndarray, B: np.ndarray, lam: float, mu: float, c: np.ndarray, ridge: float
+) -> np.ndarray | None:
+    """Hessian of ``G(W) = min_B F(W, B)`` on the current support of ``B`` (squared loss).
+
+    With ``x = vec(W)`` (column-major) and the free entries ``B[s, j] > 0``::
+
+        H_G = H_WW - K' H_BB^{-1} K,
+        H_WW = blockdiag(a_t X_t'X_t / n_t) + 2 lam (M M' kron I_d) + 2 ridge I,  M = I - B,
+        K[(s, j), block t] = [t = s] (mu c_s grad L_s - 2 lam r_j) - 2 lam M[t, j] w_s,
+        H_BB = blockdiag_j(2 lam W_Sj' W_Sj)
+
+    (``r_j = W m_j``). Returns None when a block ``W_Sj' W_Sj`` is singular (a
+    degenerate support: the minimiser over ``B`` is not unique and ``G`` has no
+    Hessian there).
+    """
+    d, T = W.shape
+    factors = {}
+    for j in range(T):
+        S = np.flatnonzero(B[:, j] > 0)
+        if S.size == 0:
+            continue
+        WS = W[:, S]
+        try:
+            Lc = np.linalg.cholesky(2.0 * lam * (WS.T @ WS))
+        except np.linalg.LinAlgError:
+            return None
+        if np.min(np.diag(Lc)) <= 1e-8 * np.max(np.diag(Lc)):
+            return None
+        factors[j] = (S, Lc)
+    L, gL = Lf(W)
+    a = 1.0 + mu * c * B.sum(axis=1)
+    M = np.eye(T) - B
+    R = W @ M
+    H = np.kron(2.0 * lam * (M @ M.T), np.eye(d))
+    for t in range(T):
+        H[t * d:(t + 1) * d, t * d:(t + 1) * d] += a[t] * Lf.G[t] / Lf.n[t]
+    H[np.diag_indices_from(H)] += 2.0 * ridge
+    for j, (S, Lc) in factors.items():
+        blocks = np.union1d(S, [j])
+        K = np.zeros((S.size, blocks.size * d))
+        pos = {int(t): k for k, t in enumerate(blocks)}
+        for r, s_ in enumerate(S):
+            k = pos[int(s_)]
+            K[r, k * d:(k + 1) * d] += mu * c[s_] * gL[:, s_] - 2.0 * lam * R[:, j]
+            for t in blocks:
+                if M[t, j] != 0.0:
+                    k = pos[int(t)]
+                    K[r, k * d:(k + 1) * d] -= 2.0 * lam * M[t, j] * W[:, s_]
+        Y = np.linalg.solve(Lc, K)
+        cols = (blocks[:, None] * d + np.arange(d)[None, :]).ravel()
+        H[np.ix_(cols, cols)] -= Y.T @ Y
+    return H
 
 
 def _prepare(Xs, ys, lam, mu, c, loss, ridge):
@@ -264,7 +338,7 @@ def solve_amtl(
         R = Wx - Wx @ Bx
         f = float(a @ L + lam_f * np.sum(R * R) + ridge_f * np.sum(Wx * Wx))
         gW = gL * a + 2.0 * lam_f * (R - R @ Bx.T) + 2.0 * ridge_f * Wx
-        state.update(x=x.copy(), f=f, B=Bx)
+        state.update(x=x.copy(), f=f, B=Bx, gW=gW)
         return f, np.einsum("tij,jt->ti", Rinv, gW).ravel()  # grad_u = Rt^{-1} grad_w
 
     def evaluate_at(x: np.ndarray) -> None:
@@ -272,12 +346,18 @@ def solve_amtl(
         if state["x"] is None or not np.array_equal(state["x"], x):
             fg(x)
 
-    x = np.einsum("tji,jt->ti", Rt, W).ravel()  # u_t = Rt' w_t
+    def to_u(Wm: np.ndarray) -> np.ndarray:
+        return np.einsum("tji,jt->ti", Rt, Wm).ravel()  # u_t = Rt' w_t
+
+    x = to_u(W)
     f0, _ = fg(x)
     history = [f0]
     cert = _kkt(Lf, W, state["B"], lam_f, mu_f, c_a, ridge_f)
     n_iter = 0
     fails = 0
+    # Newton finish: when the support of B stops changing (see _NEWTON_STABLE)
+    newton_ok = loss_name == "squared" and d * T <= _NEWTON_MAX_DT
+    support: dict[str, Any] = {"mask": None, "stable": 0, "switch": False, "need": _NEWTON_STABLE}
 
     def callback(intermediate_result) -> None:
         nonlocal cert, n_iter
@@ -288,6 +368,59 @@ def solve_amtl(
         cert = _kkt(Lf, to_w(xi), state["B"], lam_f, mu_f, c_a, ridge_f)
         if cert <= tol_f or n_iter >= max_it:
             raise StopIteration
+        if newton_ok:
+            mask = state["B"] > 0
+            same = support["mask"] is not None and np.array_equal(mask, support["mask"])
+            support.update(mask=mask, stable=support["stable"] + 1 if same else 0)
+            if support["stable"] >= support["need"]:
+                # switch only where Newton applies: a Hessian on this support that is
+                # positive definite (else L-BFGS goes on, its memory intact)
+                support.update(stable=0, need=2 * support["need"])
+                H = _reduced_hessian(Lf, to_w(xi), state["B"], lam_f, mu_f, c_a, ridge_f)
+                try:
+                    support["cho"] = None if H is None else cho_factor(H)
+                except np.linalg.LinAlgError:
+                    support["cho"] = None
+                if support["cho"] is not None:
+                    support.update(switch=True, need=_NEWTON_STABLE)
+                    raise StopIteration
+
+    def newton(x: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Newton steps on G with its Hessian on the current support, an Armijo line
+        search on G (each trial point gets its exact B-step); returns the last point and
+        whether every step succeeded."""
+        nonlocal cert, n_iter
+        cho = support.pop("cho")  # the factor the switch was decided on
+        while cert > tol_f and n_iter < max_it:
+            evaluate_at(x)
+            Wx, Bx, f, gW = to_w(x), state["B"], state["f"], state["gW"]
+            if cho is None:
+                H = _reduced_hessian(Lf, Wx, Bx, lam_f, mu_f, c_a, ridge_f)
+                try:
+                    cho = None if H is None else cho_factor(H)
+                except np.linalg.LinAlgError:
+                    cho = None
+                if cho is None:
+                    return x, False
+            step = -cho_solve(cho, gW.T.ravel()).reshape(T, d).T
+            cho = None
+            slope = float(np.sum(gW * step))
+            if not slope < 0.0:
+                return x, False
+            alpha = 1.0
+            while True:
+                x_new = to_u(Wx + alpha * step)
+                f_new, _ = fg(x_new)
+                if f_new <= f + 1e-4 * alpha * slope:
+                    break
+                alpha *= 0.5
+                if alpha < 1e-4:
+                    return x, False
+            x = x_new
+            n_iter += 1
+            history.append(f_new)
+            cert = _kkt(Lf, to_w(x), state["B"], lam_f, mu_f, c_a, ridge_f)
+        return x, True
 
     while cert > tol_f and n_iter < max_it and fails < 3:
         start_iter, start_f = n_iter, history[-1]
@@ -297,6 +430,12 @@ def solve_amtl(
                      "maxcor": memory, "ftol": 0.0, "gtol": 0.0},
         )
         x = out.x
+        if support["switch"]:
+            support["switch"] = False
+            x, ok = newton(x)
+            if not ok:  # back to L-BFGS; try again after a support twice as stable
+                support.update(stable=0, need=2 * _NEWTON_STABLE)
+            continue
         # progress or not, L-BFGS stopped short of the certificate: restart from x
         fails = fails + 1 if n_iter == start_iter or history[-1] >= start_f else 0
     evaluate_at(x)
