@@ -73,8 +73,8 @@ class StatedProblem:
         raise NotImplementedError
 
     def _memory_args(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`~amtl_cvx.problems.memory.predict_peak` (but the form
-        and the path)."""
+        """Keyword arguments of :func:`~amtl_cvx.problems.memory.predict_peak`, except the
+        form and the path."""
         raise NotImplementedError
 
     def _constant_problem(self) -> cp.Problem:
@@ -91,10 +91,12 @@ class StatedProblem:
             Default: the form :meth:`solve` would use with ``solver``.
         """
         path = memory.solver_path(solver, getattr(self, "loss", "squared"))
-        if form is None:
-            form = "dpp" if self.parametric and self._dpp_fits(path) else "constant"
-        return memory.predict_peak(self._memory_args()["statement"], form, path,
-                                   **{k: v for k, v in self._memory_args().items() if k != "statement"})
+        args = dict(self._memory_args())
+        return memory.predict_peak(args.pop("statement"), form or self._form(path), path, **args)
+
+    def _form(self, path: str) -> str:
+        """``"dpp"`` or ``"constant"``: the form solved on ``path``."""
+        return "dpp" if self.parametric and self._dpp_fits(path) else "constant"
 
     def _dpp_fits(self, path: str) -> bool:
         """Whether the DPP form's predicted peak on ``path`` is within the DPP budget."""
@@ -155,12 +157,8 @@ class StatedProblem:
         return "exp_cone" if getattr(self, "loss", "squared") == "logistic" else "qp"
 
     def _solve_with(self, solver: str, options: dict) -> ExactResult:
-        path = memory.solver_path(solver, getattr(self, "loss", "squared"))
-        problem, form = self.problem, "dpp" if self.parametric else "constant"
-        if self.parametric and not self._dpp_fits(path):
-            form = "constant"
+        form = self._form(memory.solver_path(solver, getattr(self, "loss", "squared")))
         self._check_memory(solver, form)
-        if self.parametric and form == "constant":
-            problem = self._constant_problem()
+        problem = self._constant_problem() if self.parametric and form == "constant" else self.problem
         stats = solve_problem(problem, solver, name=self.name, **options)
         return ExactResult(self._solution(), float(self.scale * problem.value), stats)
