@@ -23,6 +23,13 @@ The whole-B statement is DPP while the memory model (:mod:`amtl_cvx.problems.mem
 predicts its DPP form within budget: ``A @ C`` compiles to ``d T^2`` entries on the QP
 path but ``d T^3`` on ECOS's cone path (2.4 GB at T = 140, d = 28); beyond, it is
 restated with constant data (``d T^2`` entries on every path).
+
+Answers are polished and checked. A solver's tolerance is absolute in these units, so a
+column far smaller than the largest is solved only roughly; every answer is therefore
+polished column by column on the support the solver found and certified by the B-step's
+per-entry KKT residual, or the solve raises :class:`~amtl_cvx.exact.ExactSolveError`
+(see ``_TransferBase._solve_with``). :class:`TransferColumnProblem` states one column
+in its own units and resolves what the whole statement cannot.
 """
 
 from __future__ import annotations
