@@ -219,3 +219,18 @@ def test_exact_backend_refusal_is_one_line(synthetic_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("amtl-cvx: error: the ") and "statement (T = 12, d = 21" in err
     assert "backend='fast'" in err and err.count("\n") == 1
+
+
+def test_results_md_usps_numbers_are_what_the_cli_prints(usps_path, tmp_path, capsys):
+    """docs/results.md states the command that reproduces its USPS table; run it."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    section = text[text.index("## usps1.mat"):]
+    single = float(re.search(r"\| single-task L2 logistic \|[^|]*\|[^|]*\| ([0-9.]+) \|", section).group(1))
+    amtl = float(re.search(r"\| AMTL \(logistic\) \|[^|]*\|[^|]*\| ([0-9.]+) \|", section).group(1))
+    assert "--lam 0.001,0.01,0.1,1 --mu 0,0.1,1" in section and "--ridge 1e-4" in section
+    assert main(["fit", str(usps_path), "--lam", "0.001,0.01,0.1,1", "--mu", "0,0.1,1", "--ridge", "1e-4",
+                 "--no-progress", "--output", str(tmp_path / "m.npz")]) == 0
+    out = capsys.readouterr().out
+    assert f"one-vs-all test accuracy: single-task {single:.4f}, AMTL {amtl:.4f}" in out
