@@ -234,8 +234,15 @@ def transfer_kkt_residual(
     B = _check_B(B, T, "B")
     if np.any(B < 0) or np.any(np.diag(B) != 0):
         return float("inf")
-    sup_idx, sup_x = _compact(np.tile(np.arange(T), (T, 1)), B.T.copy())
-    return float(_entry_residuals(W, p, lam, sup_idx, sup_x).max())
+    scale = _grad_scale(W, p, lam)
+    norms = np.sqrt(np.einsum("dt,dt->t", W, W))
+    worst = 0.0
+    nb = _block_size(T)
+    for start in range(0, T, nb):
+        cols = np.arange(start, min(T, start + nb))
+        Bb = B[:, cols].T
+        worst = max(worst, float(_entry_relative(W, p, lam, cols, W[:, cols] - W @ Bb.T, Bb, norms, scale).max()))
+    return worst
 
 
 # --------------------------------------------------------------------------------------
@@ -319,18 +326,26 @@ def _entry_residuals(
     for start in range(0, T, nb):
         cols = np.arange(start, min(T, start + nb))
         R = W[:, cols] - (np.einsum("dns,ns->dn", W[:, sup_idx[cols]], sup_x[cols]) if S else 0.0)
-        g = p[None, :] - (2.0 * lam) * (R.T @ W)  # (columns, senders)
         Bb = np.zeros((cols.size, T))
         if S:
             np.add.at(Bb, (np.repeat(np.arange(cols.size), S), sup_idx[cols].ravel()), sup_x[cols].ravel())
-        r = np.where(Bb > 0, np.abs(g), np.maximum(-g, 0.0))
-        r[np.arange(cols.size), cols] = 0.0
-        m = norms[cols] + Bb @ norms
-        sig = np.minimum(p[None, :] + (2.0 * lam) * m[:, None] * norms[None, :], scale)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.where(r > 0, r / sig, 0.0)
-        out[cols] = rel.max(axis=1)
+        out[cols] = _entry_relative(W, p, lam, cols, R, Bb, norms, scale).max(axis=1)
     return out
+
+
+def _entry_relative(
+    W: np.ndarray, p: np.ndarray, lam: float, cols: np.ndarray, R: np.ndarray, Bb: np.ndarray,
+    norms: np.ndarray, scale: float,
+) -> np.ndarray:
+    """``r[s, t] / min(sigma[s, t], scale)`` for the columns ``cols`` (rows of the result),
+    from their residuals ``R`` (d x len(cols)) and their entries ``Bb`` (len(cols) x T)."""
+    g = p[None, :] - (2.0 * lam) * (R.T @ W)  # (columns, senders)
+    r = np.where(Bb > 0, np.abs(g), np.maximum(-g, 0.0))
+    r[np.arange(cols.size), cols] = 0.0
+    m = norms[cols] + Bb @ norms
+    sig = np.minimum(p[None, :] + (2.0 * lam) * m[:, None] * norms[None, :], scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(r > 0, r / sig, 0.0)
 
 
 # --------------------------------------------------------------------------------------
