@@ -43,10 +43,10 @@ the Schur complement ``H_WW - K' H_BB^{-1} K`` of the joint Hessian (built dense
 :func:`_reduced_hessian`). Where it is positive definite, Newton steps with an Armijo
 line search on ``G`` (every trial point gets its exact B-step, so the objective stays
 non-increasing) replace L-BFGS; a failed step hands back to L-BFGS, which tries again
-after a support stable twice as long. Measured (examples/fit_timings.py, one BLAS
-thread): the release's synthetic data at ``lam = 10, mu = 0.1`` in 168 iterations
-instead of 447 (0.37 s instead of 0.83 s) at the same objective; on planted 30-task
-problems the same points (objectives within 1e-11) in 30-50% fewer iterations.
+after a support stable twice as long. Measured: the release's synthetic data at
+``lam = 10, mu = 0.1`` in 168 iterations instead of about 440, at the same objective
+(times in docs/benchmarks.md); on planted 30-task problems the same points (objectives
+within 1e-11) in 30-50% fewer iterations.
 """
 
 from __future__ import annotations
@@ -357,7 +357,16 @@ def solve_amtl(
     fails = 0
     # Newton finish: when the support of B stops changing (see _NEWTON_STABLE)
     newton_ok = loss_name == "squared" and d * T <= _NEWTON_MAX_DT
-    support: dict[str, Any] = {"mask": None, "stable": 0, "switch": False, "need": _NEWTON_STABLE}
+    support: dict[str, Any] = {"mask": None, "stable": 0, "need": _NEWTON_STABLE, "cho": None}
+
+    def factor(Wx: np.ndarray, Bx: np.ndarray):
+        """Cholesky factor of G's Hessian on the support of ``Bx``, or None where Newton
+        does not apply (a degenerate support, or a Hessian that is not positive definite)."""
+        H = _reduced_hessian(Lf, Wx, Bx, lam_f, mu_f, c_a, ridge_f)
+        try:
+            return None if H is None else cho_factor(H)
+        except np.linalg.LinAlgError:
+            return None
 
     def callback(intermediate_result) -> None:
         nonlocal cert, n_iter
@@ -373,35 +382,25 @@ def solve_amtl(
             same = support["mask"] is not None and np.array_equal(mask, support["mask"])
             support.update(mask=mask, stable=support["stable"] + 1 if same else 0)
             if support["stable"] >= support["need"]:
-                # switch only where Newton applies: a Hessian on this support that is
-                # positive definite (else L-BFGS goes on, its memory intact)
-                support.update(stable=0, need=2 * support["need"])
-                H = _reduced_hessian(Lf, to_w(xi), state["B"], lam_f, mu_f, c_a, ridge_f)
-                try:
-                    support["cho"] = None if H is None else cho_factor(H)
-                except np.linalg.LinAlgError:
-                    support["cho"] = None
+                # switch only where Newton applies (else L-BFGS goes on, its memory
+                # intact, and asks again after a support stable twice as long)
+                support.update(stable=0, cho=factor(to_w(xi), state["B"]))
                 if support["cho"] is not None:
-                    support.update(switch=True, need=_NEWTON_STABLE)
                     raise StopIteration
+                support["need"] *= 2
 
     def newton(x: np.ndarray) -> tuple[np.ndarray, bool]:
         """Newton steps on G with its Hessian on the current support, an Armijo line
         search on G (each trial point gets its exact B-step); returns the last point and
         whether every step succeeded."""
         nonlocal cert, n_iter
-        cho = support.pop("cho")  # the factor the switch was decided on
+        cho, support["cho"] = support["cho"], None  # the factor the switch was decided on
         while cert > tol_f and n_iter < max_it:
             evaluate_at(x)
-            Wx, Bx, f, gW = to_w(x), state["B"], state["f"], state["gW"]
+            Wx, f, gW = to_w(x), state["f"], state["gW"]
+            cho = cho or factor(Wx, state["B"])
             if cho is None:
-                H = _reduced_hessian(Lf, Wx, Bx, lam_f, mu_f, c_a, ridge_f)
-                try:
-                    cho = None if H is None else cho_factor(H)
-                except np.linalg.LinAlgError:
-                    cho = None
-                if cho is None:
-                    return x, False
+                return x, False
             step = -cho_solve(cho, gW.T.ravel()).reshape(T, d).T
             cho = None
             slope = float(np.sum(gW * step))
@@ -430,11 +429,10 @@ def solve_amtl(
                      "maxcor": memory, "ftol": 0.0, "gtol": 0.0},
         )
         x = out.x
-        if support["switch"]:
-            support["switch"] = False
+        if support["cho"] is not None:  # the callback stopped L-BFGS for Newton
             x, ok = newton(x)
             if not ok:  # back to L-BFGS; try again after a support twice as stable
-                support.update(stable=0, need=2 * _NEWTON_STABLE)
+                support.update(stable=0, need=2 * support["need"])
             continue
         # progress or not, L-BFGS stopped short of the certificate: restart from x
         fails = fails + 1 if n_iter == start_iter or history[-1] >= start_f else 0
