@@ -63,6 +63,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 from scipy.optimize import nnls
@@ -188,7 +189,7 @@ def transfer_objective(W: np.ndarray, B: np.ndarray, penalty: np.ndarray, lam: f
 
 
 def transfer_kkt_residual(
-    W: np.ndarray, B: np.ndarray, penalty: np.ndarray, lam: float
+    W: np.ndarray, B: np.ndarray, penalty: np.ndarray, lam: float, *, columns: Any = None
 ) -> float:
     r"""Relative KKT residual of ``B`` for the B-step (the stopping certificate).
 
@@ -223,6 +224,9 @@ def transfer_kkt_residual(
         ``p``, shape ``(T,)``, nonnegative.
     lam : float
         Coupling weight, ``> 0``.
+    columns : sequence of int, optional
+        Certify only these columns of ``B`` (each column is an independent problem);
+        default all.
 
     Returns
     -------
@@ -234,12 +238,15 @@ def transfer_kkt_residual(
     B = _check_B(B, T, "B")
     if np.any(B < 0) or np.any(np.diag(B) != 0):
         return float("inf")
+    which = np.arange(T) if columns is None else np.asarray(columns, dtype=np.intp).ravel()
+    if which.size and (which.min() < 0 or which.max() >= T):
+        raise ValueError(f"columns must be indices in 0..{T - 1}")
     scale = _grad_scale(W, p, lam)
     norms = np.sqrt(np.einsum("dt,dt->t", W, W))
     worst = 0.0
     nb = _block_size(T)
-    for start in range(0, T, nb):
-        cols = np.arange(start, min(T, start + nb))
+    for start in range(0, which.size, nb):
+        cols = which[start : start + nb]
         Bb = B[:, cols].T
         worst = max(worst, float(_entry_relative(W, p, lam, cols, W[:, cols] - W @ Bb.T, Bb, norms, scale).max()))
     return worst

@@ -599,6 +599,11 @@ def test_certificate_measures_each_entry_against_its_own_size():
     assert transfer_kkt_residual(SPREAD_W, wrong, np.zeros(4), 1.0) > 0.5
     # and a uniform rescaling of W changes nothing
     assert transfer_kkt_residual(1e-100 * SPREAD_W, wrong, np.zeros(4), 1.0) > 0.5
+    # the columns are independent problems: certified one by one
+    assert transfer_kkt_residual(SPREAD_W, wrong, np.zeros(4), 1.0, columns=[0, 1, 3]) == 0.0
+    assert transfer_kkt_residual(SPREAD_W, wrong, np.zeros(4), 1.0, columns=[2]) > 0.5
+    with pytest.raises(ValueError, match="columns"):
+        transfer_kkt_residual(SPREAD_W, wrong, np.zeros(4), 1.0, columns=[4])
 
 
 def _spread_instance(seed: int, spread: float):

@@ -95,12 +95,13 @@ class _TransferBase(StatedProblem):
         norm is far below the largest is solved only roughly (its whole objective may be
         below the tolerance). Each column is therefore polished on the support the
         solver found (:func:`_polish_column`, in unit-norm columns) and the result is
-        certified by the B-step's per-entry KKT residual (the formula of
-        :func:`solvers.transfer.transfer_kkt_residual`, column by column:
-        :func:`_column_kkt`); above :data:`KKT_TOL` the solve is an
+        certified by the B-step's per-entry KKT residual on this statement's columns
+        (:func:`solvers.transfer.transfer_kkt_residual`); above :data:`KKT_TOL` the solve is an
         :class:`~amtl_cvx.exact.ExactSolveError` (the automatic ladder then tries the
         next solver), never a silently wrong answer.
         """
+        from solvers.transfer import transfer_kkt_residual
+
         raw = super()._solve_with(solver, options)
         W, p, lam = self._W, self._p, self._lam
         cols = self._columns()
@@ -108,7 +109,7 @@ class _TransferBase(StatedProblem):
         B = np.zeros((self.n_tasks, self.n_tasks))
         for t in cols:
             B[:, t] = _polish_column(W, p, lam, int(t), raw.solution[:, t] if whole else raw.solution)
-        cert = max(_column_kkt(W, p, lam, int(t), B[:, t]) for t in cols)
+        cert = transfer_kkt_residual(W, B, p, lam, columns=cols)
         if not cert <= KKT_TOL:
             raise ExactSolveError(
                 f"{solver} reported 'optimal' on the {self.name}, but its solution fails the "
@@ -296,16 +297,3 @@ def _polish_column(W: np.ndarray, p: np.ndarray, lam: float, t: int, b: np.ndarr
             return out
         P = np.delete(P, int(np.argmin(z)))
     return out
-
-
-def _column_kkt(W: np.ndarray, p: np.ndarray, lam: float, t: int, b: np.ndarray) -> float:
-    """Per-entry KKT certificate of column ``t`` alone (the columns of the B-step are
-    independent problems): the formula of :func:`solvers.transfer.transfer_kkt_residual`
-    restricted to the entries ``(s, t)``."""
-    norms = np.linalg.norm(W, axis=0)
-    g = p - 2.0 * lam * (W.T @ (W[:, t] - W @ b))
-    r = np.where(b > 0, np.abs(g), np.maximum(-g, 0.0))
-    r[t] = 0.0
-    gscale = 2.0 * lam * float(np.max(norms**2)) + float(np.max(p))
-    size = np.minimum(p + 2.0 * lam * norms * (norms[t] + b @ norms), gscale if gscale > 0 else 1.0)
-    return float(np.max(np.where(r > 0, r / np.where(size > 0, size, 1.0), 0.0)))
