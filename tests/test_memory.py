@@ -23,8 +23,8 @@ from amtl_cvx.problems import CurriculumStepProblem, ExactMemoryError, TasksProb
 # memory module's docstring, build + compile + solve in a fresh process.
 MEASURED = [
     ("bstep", "constant", "qp", 140, 28, 0, 108),
-    ("bstep", "dpp", "qp", 140, 28, 0, 112),
-    ("bstep", "dpp", "cone", 140, 28, 0, 2440),
+    ("bstep", "dpp", "qp", 140, 28, 0, 109),
+    ("bstep", "dpp", "cone", 140, 28, 0, 2353),
     ("bstep", "dpp", "cone", 80, 28, 0, 446),
     ("bstep", "dpp", "cone", 50, 8, 0, 37),
     ("wstep", "constant", "qp", 140, 28, 4200, 175),
@@ -35,7 +35,7 @@ MEASURED = [
     ("wstep", "constant", "qp", 500, 20, 15000, 729),  # B from the fast B-step: 7,561 edges
     ("bstep", "constant", "qp", 500, 20, 0, 942),
     ("curriculum", "dpp", "cone", 500, 20, 30, 246),
-    ("curriculum", "dpp", "cone", 140, 28, 60, 24),
+    ("curriculum", "dpp", "cone", 140, 28, 30, 22),
 ]
 MEASURED_LOGISTIC = [  # (T, d, N, MB), DPP on the cone path
     (40, 28, 1200, 5858),

@@ -10,8 +10,8 @@ process, d = 28 unless stated), with ``N`` the training rows of all tasks:
 statement              form        grows like                    measured
 =====================  ==========  ============================  ==========================
 B-step                 constant    ``d T^2``                     108 MB at T = 140
-B-step                 DPP, QP     ``d T^2``                     112 MB at T = 140
-B-step                 DPP, cone   ``d T^3``                     2.4 GB at T = 140 (ECOS)
+B-step                 DPP, QP     ``d T^2``                     109 MB at T = 140
+B-step                 DPP, cone   ``d T^3``                     2.3 GB at T = 140 (ECOS)
 W-step, squared        constant    ``d (nnz(I - B) + N)``        175 MB at T = 140
 W-step, squared        DPP, QP     ``d (T^2 + N)``               209 MB at T = 140
 W-step, squared        DPP, cone   ``d T^4``                     5.9 GB at T = 60 (ECOS)
@@ -85,7 +85,7 @@ BYTES_PER_ENTRY: dict[tuple[str, str, str], float] = {
 WSTEP_FACTOR_BYTES = 8.0
 
 #: Bytes per ``d T^2`` of the curriculum step's parametric map (``sqrt(lam) W_S`` times
-#: ``b``): measured 152 MB (Clarabel) and 246 MB (ECOS) at T = 500, d = 20, 24 MB at
+#: ``b``): measured 152 MB (Clarabel) and 246 MB (ECOS) at T = 500, d = 20, 22 MB at
 #: T = 140, d = 28.
 CURRICULUM_MAP_BYTES = 60.0
 

@@ -21,7 +21,7 @@ the 500-row tasks'.)
 
 The whole-B statement is DPP while the memory model (:mod:`amtl_cvx.problems.memory`)
 predicts its DPP form within budget: ``A @ C`` compiles to ``d T^2`` entries on the QP
-path but ``d T^3`` on ECOS's cone path (2.4 GB at T = 140, d = 28); beyond, it is
+path but ``d T^3`` on ECOS's cone path (2.3 GB at T = 140, d = 28); beyond, it is
 restated with constant data (``d T^2`` entries on every path).
 
 Answers are polished and checked. A solver's tolerance is absolute in these units, so a
