@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-__all__ = ["floats", "ints", "int_at_least"]
+__all__ = ["floats", "ints", "int_at_least", "ridge_value"]
 
 
 def floats(text: str) -> list[float]:
@@ -44,3 +44,16 @@ def int_at_least(low: int):
         return value
 
     return parse
+
+
+def ridge_value(text: str) -> float | str:
+    """``"auto"`` or one nonnegative finite number."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a nonnegative number, got {text!r}") from exc
+    if not np.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a nonnegative number, got {text!r}")
+    return value

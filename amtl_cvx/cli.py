@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amtl_cvx._argtypes import floats, int_at_least, ints
+from amtl_cvx._argtypes import floats, int_at_least, ints, ridge_value
 
 __all__ = ["main"]
 
@@ -40,18 +40,66 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+#: Multi-task baselines each command reports by default (keys of
+#: amtl_cvx.baselines.MULTITASK_BASELINES).
+_BASELINES = {
+    "demo": ("pooled",),
+    # the two with closed forms (Newton for the logistic loss); on request (--baselines):
+    # l21 and trace_norm (first-order, measured 0.7 s and 1.6 s on synthetic_dataset.mat
+    # but 194 s for l21 on usps1.mat) and gomtl (195 s on synthetic_dataset.mat)
+    "fit": ("pooled", "mean_regularized"),
+}
+
+#: Report labels of the models.
+_LABELS = {
+    "single": "single-task",
+    "pooled": "pooled (one model)",
+    "mean_regularized": "mean-regularised MTL",
+    "l21": "l2,1 feature selection",
+    "trace_norm": "trace norm (low rank)",
+    "gomtl": "GO-MTL",
+    "alternating": "AMTL, Algorithm 1",
+    "curriculum": "AMTL, Algorithm 2",
+}
+
+
+def _baseline_names(text: str) -> tuple[str, ...]:
+    """``--baselines``: comma-separated baseline names, ``all`` or ``none``."""
+    from amtl_cvx.baselines.multitask import MULTITASK_BASELINES
+
+    if text == "none":
+        return ()
+    if text == "all":
+        return tuple(MULTITASK_BASELINES)
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in names if v not in MULTITASK_BASELINES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected 'all', 'none' or names among {', '.join(MULTITASK_BASELINES)}, got {text!r}")
+    return names
+
+
 def _add_fit_options(p: argparse.ArgumentParser, command: str) -> None:
     lams, mus = (",".join(f"{v:g}" for v in grid) for grid in _GRIDS[command])
     p.add_argument("--lam", type=floats, default=None,
-                   help=f"lam value(s), comma-separated; several are chosen among on validation "
-                        f"(default: {lams})")
+                   help=f"AMTL's lam value(s), comma-separated; several are chosen among on "
+                        f"validation (default: {lams})")
     p.add_argument("--mu", type=floats, default=None, help=f"mu value(s), comma-separated (default: {mus})")
-    p.add_argument("--algorithm", choices=("alternating", "curriculum"), default="alternating",
-                   help="Algorithm 1 (alternating) or Algorithm 2 (curriculum)")
+    p.add_argument("--algorithm", choices=("alternating", "curriculum", "both"),
+                   default="both" if command == "fit" else "alternating",
+                   help="Algorithm 1 (alternating), Algorithm 2 (curriculum) or both; the saved "
+                        "model is the one validation picks among them")
+    p.add_argument("--baselines", type=_baseline_names, default=_BASELINES[command],
+                   metavar="NAMES",
+                   help="multi-task baselines to report next to single-task and AMTL: 'all', "
+                        "'none', or names among pooled, mean_regularized, l21, trace_norm, gomtl "
+                        f"(default: {','.join(_BASELINES[command])})")
     p.add_argument("--backend", choices=("fast", "cvxpy"), default="fast",
                    help="subproblem solvers: the fast ones or CVXPY's exact statements")
     p.add_argument("--solver", default=None, help="CVXPY solver (OSQP, CLARABEL, ECOS) for --backend cvxpy")
-    p.add_argument("--ridge", type=float, default=0.0, help="ridge * ||W||_F^2")
+    p.add_argument("--ridge", type=ridge_value, default="auto",
+                   help="AMTL's ridge * ||W||_F^2: a number, or auto = 0.1 * lam (keeps the problem "
+                        "well posed when I - B is singular); 0 is the paper's objective")
     p.add_argument("--sigma", type=float, default=0.0, help="imbalance exponent: c_t = s / n_t**sigma")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar over the grid (default: on when stderr is a terminal)")
@@ -63,65 +111,119 @@ def _add_fit_options(p: argparse.ArgumentParser, command: str) -> None:
                         "start from the previous point along the path)")
 
 
-def _select(dataset, args, lams, mus):
+def _select_amtl(dataset, args, algorithm, lams, mus):
+    """AMTL on the (lam, mu) grid; the grid fits' warnings summarised in one line each."""
     from amtl_cvx._progress import progress_bar
     from amtl_cvx.backends import ConvergenceWarning
-    from amtl_cvx.selection import select_amtl, select_single_task
+    from amtl_cvx.fit import SingularTransferWarning
+    from amtl_cvx.selection import select_amtl
 
-    stl = select_single_task(dataset, lams)
     show = sys.stderr.isatty() if args.progress is None else args.progress
-
-    def advance(bar, params, err):
-        bar.update(1)
-        bar.set_postfix_str(f"lam={params['lam']:g} mu={params['mu']:g} val={err:.4g}")
-
-    unconverged: list[str] = []
-
+    summarised = (ConvergenceWarning, SingularTransferWarning)
+    flagged: dict[type, list[str]] = {cat: [] for cat in summarised}
     others: list[warnings.WarningMessage] = []
 
     def on_fit(bar, caught, params, err):
-        # a fit's ConvergenceWarnings become one entry of the summary below; other
-        # warnings are re-issued once the grid is done
-        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            unconverged.append(f"lam={params['lam']:g} mu={params['mu']:g}")
-        others.extend(w for w in caught if not issubclass(w.category, ConvergenceWarning))
+        # a fit's ConvergenceWarnings and SingularTransferWarnings become one entry of
+        # the summaries below; other warnings are re-issued once the grid is done
+        for cat in summarised:
+            if any(issubclass(w.category, cat) for w in caught):
+                flagged[cat].append(f"lam={params['lam']:g} mu={params['mu']:g}")
+        others.extend(w for w in caught if not issubclass(w.category, summarised))
         caught.clear()
-        advance(bar, params, err)
+        bar.update(1)
+        bar.set_postfix_str(f"lam={params['lam']:g} mu={params['mu']:g} val={err:.4g}")
 
-    with progress_bar(show, len(lams) * len(mus), "AMTL grid") as bar, \
+    with progress_bar(show, len(lams) * len(mus), f"AMTL grid ({algorithm})") as bar, \
             warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always")
         amtl = select_amtl(
-            dataset, lams, mus, algorithm=args.algorithm, backend=args.backend,
+            dataset, lams, mus, algorithm=algorithm, backend=args.backend,
             solver=args.solver, ridge=args.ridge, sigma=args.sigma, warm_start=args.warm_start,
             on_fit=lambda params, err: on_fit(bar, caught, params, err),
         )
     for w in others:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    n = len(lams) * len(mus)
+    unconverged, singular = flagged[ConvergenceWarning], flagged[SingularTransferWarning]
     if unconverged:
-        print(f"\n{len(unconverged)} of {len(lams) * len(mus)} AMTL grid fits stopped at max_iter without "
-              f"the KKT certificate ({', '.join(unconverged)}); at ridge = 0 the problem may have no "
-              "minimiser: try --ridge 0.01 (docs/algorithms.md, 'When there is no minimiser')")
-    return stl, amtl
+        remedy = ("at ridge = 0 the problem may have no minimiser: use --ridge auto"
+                  if args.ridge == 0 else "their models are the last iterates, not certified")
+        print(f"\n{len(unconverged)} of {n} AMTL grid fits stopped at max_iter without the KKT "
+              f"certificate ({', '.join(unconverged)}); {remedy} (docs/algorithms.md, 'When there "
+              "is no minimiser')")
+    if singular:
+        print(f"\n{len(singular)} of {n} AMTL grid fits returned a numerically singular I - B "
+              f"({', '.join(singular)}): tasks that fit their training rows exactly send for free; "
+              + ("use --ridge auto" if args.ridge == 0 else "W stays bounded by the ridge, B is not identifiable"))
+    return amtl
 
 
-def _report(dataset, stl, amtl, roles=None) -> None:
+def _select(dataset, args, lams, mus):
+    """Every model of the report, each with its hyperparameters chosen on validation:
+    ``{key: Selected}`` in report order (single-task, baselines, AMTL)."""
+    from amtl_cvx.selection import select_baseline, select_single_task
+
+    chosen = {"single": select_single_task(dataset)}
+    for name in args.baselines:
+        chosen[name] = select_baseline(dataset, name)
+    algorithms = ("alternating", "curriculum") if args.algorithm == "both" else (args.algorithm,)
+    for algorithm in algorithms:
+        chosen[algorithm] = _select_amtl(dataset, args, algorithm, lams, mus)
+    return chosen
+
+
+def _params_text(key: str, sel, ridge) -> str:
+    text = ", ".join(f"{k}={v:g}" for k, v in sel.params.items())
+    if sel.fit is not None:
+        text += f", ridge={sel.fit.ridge:g}" + (" (auto)" if ridge == "auto" else "")
+    return text
+
+
+def _amtl_keys(chosen) -> list[str]:
+    return [k for k in ("alternating", "curriculum") if k in chosen]
+
+
+def _report(dataset, chosen, args, roles=None) -> str:
+    """Print the report; return the key of the AMTL model validation picks."""
     from amtl_cvx.metrics import one_vs_all_accuracy, task_errors
+    from amtl_cvx.selection import grid_edges
 
     metric = "RMSE" if dataset.loss == "squared" else "error"
-    e_stl = task_errors(stl.W, dataset.test, dataset.loss)
-    e_amtl = task_errors(amtl.W, dataset.test, dataset.loss)
-    print(f"\nchosen on validation: single-task lam={stl.params['lam']}; "
-          f"AMTL lam={amtl.params['lam']}, mu={amtl.params['mu']}")
+    test = {k: task_errors(sel.W, dataset.test, dataset.loss) for k, sel in chosen.items()}
+    print(f"\nevery model's hyperparameters chosen on validation (mean over tasks of the {metric})")
+    print(f"{'model':<24} {'validation':>10} {'test':>9} {'edges':>6}  hyperparameters")
+    for key, sel in chosen.items():
+        edges = f"{int(np.count_nonzero(sel.fit.B))}" if sel.fit is not None else ""
+        print(f"{_LABELS[key]:<24} {sel.val_error:10.4f} {test[key].mean():9.4f} {edges:>6}  "
+              f"{_params_text(key, sel, args.ridge)}")
+    for key, sel in chosen.items():
+        edge = grid_edges(sel) if sel.fit is None else {}
+        if edge:
+            print(f"note: {_LABELS[key]}'s {', '.join(f'{k}={v:g}' for k, v in edge.items())} is at an "
+                  "edge of its grid; its optimum may lie outside it")
+    best = min(chosen, key=lambda k: chosen[k].val_error)
+    print(f"\nvalidation picks: {_LABELS[best]} (validation {metric} {chosen[best].val_error:.4f}, "
+          f"test {metric} {test[best].mean():.4f})")
+    amtl_keys = _amtl_keys(chosen)
+    for key in amtl_keys:
+        fit = chosen[key].fit
+        if not np.any(fit.B):
+            lam = chosen[key].params["lam"]
+            print(f"{_LABELS[key]} chose B = 0: it is single-task at lam = {lam + fit.ridge:g} "
+                  f"(lam {lam:g} + ridge {fit.ridge:g}), no transfer")
+    pick = min(amtl_keys, key=lambda k: chosen[k].val_error)
     print(f"\nper-task test {metric}")
     print(f"{'task':>10} {'role':>8} {'single':>9} {'AMTL':>9}")
+    e_stl, e_amtl = test["single"], test[pick]
     for t, name in enumerate(dataset.test.task_names):
         role = roles[t] if roles is not None else ""
         print(f"{name:>10} {role:>8} {e_stl[t]:9.4f} {e_amtl[t]:9.4f}")
     print(f"{'mean':>10} {'':>8} {e_stl.mean():9.4f} {e_amtl.mean():9.4f}")
     if dataset.loss == "logistic" and dataset.name.startswith("usps"):
-        print(f"\none-vs-all test accuracy: single-task {one_vs_all_accuracy(stl.W, dataset.test):.4f}, "
-              f"AMTL {one_vs_all_accuracy(amtl.W, dataset.test):.4f}")
+        print(f"\none-vs-all test accuracy: single-task {one_vs_all_accuracy(chosen['single'].W, dataset.test):.4f}, "
+              f"AMTL {one_vs_all_accuracy(chosen[pick].W, dataset.test):.4f}")
+    return pick
 
 
 def _plot_dir(args) -> Path | None:
@@ -179,9 +281,9 @@ def _demo(args) -> int:
     print(f"planted problem: {data.train}")
     print("sources (noise 0.1) send to derived tasks (noise 2.0); "
           f"grid lam={lams} mu={mus}, backend={args.backend}, algorithm={args.algorithm}")
-    stl, amtl = _select(data, args, lams, mus)
+    chosen = _select(data, args, lams, mus)
     roles = np.where(data.B_true.sum(axis=1) > 0, "source", "derived")
-    _report(data, stl, amtl, roles)
+    amtl = chosen[_report(data, chosen, args, roles)]
     B, Bt = amtl.fit.B, data.B_true
     print("\nstrongest learned edges s -> t (B[s, t]) next to the planted ones")
     print(f"{'edge':>10} {'learned':>9} {'planted':>9}")
@@ -213,15 +315,16 @@ def _fit(args) -> int:
     mus = args.mu or list(_GRIDS["fit"][1])
     print(f"{args.path}: {dataset.train.n_tasks} tasks, {dataset.train.n_features} features "
           f"(bias {'appended' if dataset.train.add_bias else 'not appended'}), loss {dataset.loss}")
-    stl, amtl = _select(dataset, args, lams, mus)
-    _report(dataset, stl, amtl)
+    chosen = _select(dataset, args, lams, mus)
+    algorithm = _report(dataset, chosen, args)
+    amtl = chosen[algorithm]
     model = estimator_from_fit(
         amtl.fit, dataset.train, loss=dataset.loss, lam=amtl.params["lam"], mu=amtl.params["mu"],
-        ridge=args.ridge, sigma=args.sigma, algorithm=args.algorithm, backend=args.backend,
+        ridge=args.ridge, sigma=args.sigma, algorithm=algorithm, backend=args.backend,
         solver=args.solver,
     )
     save_model(model, out)
-    print(f"\nsaved the chosen model ({type(model).__name__}, W {amtl.fit.W.shape}, B {amtl.fit.B.shape}) "
+    print(f"\nsaved the AMTL model validation picks ({_LABELS[algorithm]}; {type(model).__name__}, W {amtl.fit.W.shape}, B {amtl.fit.B.shape}) "
           f"to {out}; read it with amtl_cvx.load_model")
     if plots is not None:
         _write_plots(plots, amtl.fit)

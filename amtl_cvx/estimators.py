@@ -90,7 +90,7 @@ from amtl_cvx._validation import check_scalar
 from amtl_cvx.backends import BACKENDS
 from amtl_cvx.baselines import fit_single_task
 from amtl_cvx.data import MultiTaskData
-from amtl_cvx.fit import SELECTIONS, AMTLFit, fit_alternating, fit_curriculum
+from amtl_cvx.fit import SELECTIONS, AMTLFit, fit_alternating, fit_curriculum, resolve_ridge
 from amtl_cvx.objective import amtl_objective, imbalance_weights
 
 __all__ = [
@@ -383,7 +383,7 @@ class _AMTLSolver:
         algorithm: str = "alternating",
         backend: str = "fast",
         solver: str | None = None,
-        ridge: float = 0.0,
+        ridge: float | str = "auto",
         s: float = 1.0,
         sigma: float = 0.0,
         selection: str = "greedy",
@@ -411,9 +411,8 @@ class _AMTLSolver:
         self.random_state = random_state
 
     def _check_solver_params(self) -> None:
-        check_scalar(self.lam, "lam", strict=True)
+        resolve_ridge(self.ridge, check_scalar(self.lam, "lam", strict=True))
         check_scalar(self.mu, "mu")
-        check_scalar(self.ridge, "ridge")
         check_scalar(self.s, "s")
         check_scalar(self.sigma, "sigma")
         check_scalar(self.tol, "tol")
@@ -556,8 +555,10 @@ _AMTL_PARAMS_DOC = """
     solver : str, optional
         The CVXPY solver name (``backend="cvxpy"`` only); default: the ladder of
         ``docs/algorithms.md``.
-    ridge : float, default=0.0
-        Optional ``ridge ||W||_F^2``; a small value makes every W-step strongly convex.
+    ridge : float or "auto", default="auto"
+        Weight of ``ridge ||W||_F^2``; ``"auto"`` is ``0.1 * lam``
+        (:data:`amtl_cvx.fit.AUTO_RIDGE_RATIO`), which keeps the problem well posed
+        whatever ``B`` is; ``0`` is the paper's objective.
     s, sigma : float, default=1.0, 0.0
         Imbalance weights ``c_t = s / n_t**sigma``; the default gives ``c_t = 1``.
     selection : {"greedy", "static"}, default="greedy"

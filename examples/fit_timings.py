@@ -19,9 +19,9 @@ import numpy as np
 from amtl_cvx import fit_alternating, load_release_mat, make_regression_tasks, make_tabular_tasks
 
 CASES = {
-    "release": (lambda: load_release_mat("../shared/data/synthetic_dataset.mat").train, dict(lam=10.0, mu=0.1)),
+    "release": (lambda: load_release_mat("../shared/data/synthetic_dataset.mat").train, dict(lam=10.0, mu=0.1, ridge=0.0)),
     "reg200": (lambda: make_regression_tasks(n_tasks=200, n_features=20, random_state=0).train,
-               dict(lam=1.0, mu=0.1)),
+               dict(lam=1.0, mu=0.1, ridge=0.0)),
     "tab140_ridge0.1": (lambda: make_tabular_tasks(random_state=0).train, dict(lam=1.0, mu=0.1, ridge=0.1)),
 }
 

@@ -73,8 +73,8 @@ def test_extrapolation_converges_faster_and_lower(synthetic_path):
 
 def test_alternating_starts_from_single_task(planted):
     fit = fit_alternating(planted.train, lam=0.5, mu=0.2, max_iter=1, backend="cvxpy")
-    W0 = fit_single_task(planted.train, 0.5)
-    F0 = amtl_objective(W0, np.zeros((12, 12)), planted.train, lam=0.5, mu=0.2)
+    W0 = fit_single_task(planted.train, 0.5 + 0.05)  # penalty lam + ridge, ridge = 0.1 lam by default
+    F0 = amtl_objective(W0, np.zeros((12, 12)), planted.train, lam=0.5, mu=0.2, ridge=0.05)
     assert fit.objective_history[0] == pytest.approx(F0, rel=1e-8)
 
 
@@ -132,6 +132,7 @@ def test_release_synthetic_amtl_beats_ridge(synthetic_path):
         ({"lam": 0.0}, "lam"),
         ({"mu": -0.1}, "mu"),
         ({"ridge": -1.0}, "ridge"),
+        ({"ridge": "Auto"}, "ridge must be a nonnegative number or 'auto'"),
         ({"sigma": -1.0}, "sigma"),
         ({"mu": float("nan")}, "mu"),
         ({"lam": 1e308}, "lam must be at most 1e"),
@@ -181,3 +182,54 @@ def test_grid_walks_a_warm_started_path(planted, monkeypatch):
     assert all("W_init" not in kw for kw, _ in calls)
     with pytest.raises(ValueError, match="warm_start"):
         select_amtl(planted, lams, mus, warm_start=1)
+
+
+def test_default_ridge_is_a_tenth_of_lam(planted):
+    """ridge='auto' (the default) is 0.1 * lam in the fit, its objective and its record."""
+    from amtl_cvx.fit import AUTO_RIDGE_RATIO
+
+    assert AUTO_RIDGE_RATIO == 0.1
+    for fitter in (fit_alternating, fit_curriculum):
+        fit = fitter(planted.train, lam=0.3, mu=0.1)
+        assert fit.ridge == pytest.approx(0.03)
+        explicit = fitter(planted.train, lam=0.3, mu=0.1, ridge=0.03)
+        np.testing.assert_allclose(fit.W, explicit.W, rtol=0, atol=1e-12 * np.abs(fit.W).max())
+        assert fit.objective == pytest.approx(
+            amtl_objective(fit.W, fit.B, planted.train, lam=0.3, mu=0.1, ridge=0.03), rel=1e-12)
+        assert fitter(planted.train, lam=0.3, mu=0.1, ridge=0).ridge == 0.0
+
+
+@pytest.fixture(scope="module")
+def imbalanced():
+    from tests.conftest import release_file
+
+    return load_release_mat(release_file("synthetic_inbalance_1.mat"))
+
+
+@pytest.mark.parametrize("lam, mu", [(1.0, 0.0), (10.0, 0.1)])
+def test_imbalanced_blow_up_regression(imbalanced, lam, mu):
+    """On synthetic_inbalance_1.mat the paper's objective (ridge = 0) blew up silently:
+    the 5-row tasks fit their rows exactly, send for free, I - B becomes singular and
+    test RMSE doubled (126 and 125 here; the single-task RMSE is about 53). With
+    ridge = 0 it must now say so; with the default ridge it must not blow up, and must
+    not depend on the BLAS thread count."""
+    from amtl_cvx.backends import ConvergenceWarning
+    from amtl_cvx.fit import WEAK_COUPLING, SingularTransferWarning
+
+    ds = imbalanced
+    e_stl = min(task_errors(fit_single_task(ds.train, v), ds.test, "squared").mean() for v in (1.0, 10.0))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paper = fit_alternating(ds.train, lam=lam, mu=mu, ridge=0.0)
+    said = {w.category: str(w.message) for w in caught}
+    assert "use ridge='auto'" in said[SingularTransferWarning] and ConvergenceWarning in said
+    assert paper.coupling <= WEAK_COUPLING
+    assert task_errors(paper.W, ds.test, "squared").mean() > 2 * e_stl  # the blow-up, reported
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at all: converged, I - B well conditioned
+        one, two = (fit_alternating(ds.train, lam=lam, mu=mu, blas_threads=k) for k in (1, 2))
+    assert one.converged and one.coupling > 0.05 and np.count_nonzero(one.B) > 0
+    assert task_errors(one.W, ds.test, "squared").mean() < 1.1 * e_stl
+    np.testing.assert_allclose(two.W, one.W, rtol=0, atol=1e-9 * np.abs(one.W).max())

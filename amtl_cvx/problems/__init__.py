@@ -15,6 +15,14 @@ from amtl_cvx.problems.memory import ExactMemoryError
 from amtl_cvx.problems.curriculum import CurriculumStepProblem
 from amtl_cvx.problems.transfer import TransferColumnProblem, TransferProblem
 from amtl_cvx.problems.tasks import TasksProblem
+from amtl_cvx.problems.baselines import (
+    GOMTLBasisProblem,
+    GOMTLCodesProblem,
+    L21Problem,
+    MeanRegularizedProblem,
+    PooledProblem,
+    TraceNormProblem,
+)
 
 __all__ = [
     "ExactResult",
@@ -23,4 +31,10 @@ __all__ = [
     "TransferColumnProblem",
     "TasksProblem",
     "CurriculumStepProblem",
+    "PooledProblem",
+    "MeanRegularizedProblem",
+    "L21Problem",
+    "TraceNormProblem",
+    "GOMTLCodesProblem",
+    "GOMTLBasisProblem",
 ]

@@ -1,0 +1,359 @@
+"""Multi-task baselines: CVXPY statements, fast solvers and numpy objectives agree.
+
+Every comparison is between two independent routes: the exact CVXPY statement
+(:mod:`amtl_cvx.problems.baselines`), the fast solver (:mod:`solvers.baselines`) and the
+numpy objective (:mod:`amtl_cvx.baselines.multitask`, built on
+:func:`amtl_cvx.objective.task_losses`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from amtl_cvx import make_classification_tasks, make_regression_tasks
+from amtl_cvx.backends import ConvergenceWarning
+from amtl_cvx.baselines import fit_single_task
+from amtl_cvx.baselines.multitask import (
+    MULTITASK_BASELINES,
+    GOMTLRegressor,
+    L21Classifier,
+    MeanRegularizedRegressor,
+    PooledRegressor,
+    TraceNormRegressor,
+    fit_gomtl,
+    fit_l21,
+    fit_mean_regularized,
+    fit_pooled,
+    fit_trace_norm,
+    gomtl_initial_basis,
+    gomtl_objective,
+    l21_objective,
+    mean_regularized_objective,
+    pooled_objective,
+    trace_norm_objective,
+)
+from amtl_cvx.data import MultiTaskData
+from amtl_cvx.estimators import stack_tasks
+from amtl_cvx.problems.baselines import (
+    GOMTLBasisProblem,
+    GOMTLCodesProblem,
+    L21Problem,
+    MeanRegularizedProblem,
+    PooledProblem,
+    TraceNormProblem,
+)
+from solvers.baselines import lambda_max, solve_gomtl_basis, solve_gomtl_codes, solve_penalized
+
+W_RTOL = 1e-6  # unique minimisers: ||W_a - W_b|| / ||W_b||
+F_RTOL = 1e-7  # objective values, relative
+
+
+# ------------------------------------------------------------------ instances
+def _random(seed=0):
+    return make_regression_tasks(n_tasks=6, n_features=5, n_samples=[12, 30, 9, 20, 15, 40], random_state=seed).train
+
+
+def _badly_scaled(seed=1):
+    """Features spanning 1e-3..1e3, targets ~1e4."""
+    rng = np.random.default_rng(seed)
+    d, ns = 6, [8, 25, 12, 40, 10]
+    scales = np.logspace(-3, 3, d)
+    rng.shuffle(scales)
+    w = rng.standard_normal(d) / scales
+    Xs = [rng.standard_normal((n, d)) * scales for n in ns]
+    ys = [1e4 * (X @ (w * (1 + 0.2 * rng.standard_normal(d))) + 0.1 * rng.standard_normal(len(X))) for X in Xs]
+    return MultiTaskData(Xs, ys)
+
+
+def _rank_deficient(seed=2):
+    """Every task has fewer rows than features."""
+    return make_regression_tasks(n_tasks=6, n_features=8, n_samples=[3, 5, 7, 4, 6, 2], random_state=seed).train
+
+
+INSTANCES = {"random": _random, "badly_scaled": _badly_scaled, "rank_deficient": _rank_deficient}
+
+
+def _logistic(seed=0):
+    return make_classification_tasks(n_tasks=6, n_features=4, n_samples=[10, 14, 9, 20, 12, 16], random_state=seed).train
+
+
+def _rel(A, B):
+    return np.linalg.norm(A - B) / np.linalg.norm(B)
+
+
+# ------------------------------------------------- statements = numpy objectives
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_statements_evaluate_the_numpy_objectives(loss):
+    """objective_at (CVXPY, scaled and unscaled) equals the numpy objective at random points."""
+    rng = np.random.default_rng(3)
+    data = _badly_scaled() if loss == "squared" else _logistic()
+    d, T, k = data.n_features, data.n_tasks, 3
+    W = rng.standard_normal((d, T))
+    lam, rho, mu = 0.7, 0.2, 0.3
+    w = W[:, 0]
+    p = PooledProblem(data, loss).set(lam)
+    assert p.objective_at(w) == pytest.approx(pooled_objective(w, data, lam=lam, loss=loss), rel=1e-12)
+    p = MeanRegularizedProblem(data, loss).set(lam, rho)
+    assert p.objective_at(W) == pytest.approx(mean_regularized_objective(W, data, lam=lam, rho=rho, loss=loss), rel=1e-12)
+    p = L21Problem(data, loss).set(lam, rho)
+    assert p.objective_at(W) == pytest.approx(l21_objective(W, data, lam=lam, rho=rho, loss=loss), rel=1e-12)
+    p = TraceNormProblem(data, loss).set(lam, rho)
+    assert p.objective_at(W) == pytest.approx(trace_norm_objective(W, data, lam=lam, rho=rho, loss=loss), rel=1e-12)
+    L, S = rng.standard_normal((d, k)), rng.standard_normal((k, T))
+    F = gomtl_objective(L, S, data, mu=mu, lam=lam, loss=loss)
+    codes = GOMTLCodesProblem(data, k, loss).set(L, mu)
+    assert codes.objective_at(S) + lam * np.sum(L * L) == pytest.approx(F, rel=1e-12)
+    basis = GOMTLBasisProblem(data, k, loss).set(S, lam)
+    assert basis.objective_at(L) + mu * np.sum(np.abs(S)) == pytest.approx(F, rel=1e-12)
+    for problem in (codes, basis):
+        assert problem.problem.is_dcp(dpp=True)
+
+
+# ----------------------------------------------- closed forms against CVXPY
+@pytest.mark.parametrize("instance", sorted(INSTANCES))
+def test_pooled_closed_form_equals_cvxpy(instance):
+    data = INSTANCES[instance]()
+    for lam in (1e-3, 0.5):
+        W = fit_pooled(data, lam)
+        assert np.all(W == W[:, :1])
+        res = PooledProblem(data).set(lam).solve()
+        assert _rel(res.solution, W) <= W_RTOL, (lam, res.stats.solver)
+        F_fast = pooled_objective(W, data, lam=lam)
+        F_exact = pooled_objective(res.solution, data, lam=lam)
+        assert F_fast <= F_exact * (1 + 1e-12)
+        assert F_exact - F_fast <= F_RTOL * F_fast
+        assert res.objective == pytest.approx(F_exact, rel=1e-9)
+
+
+@pytest.mark.parametrize("instance", sorted(INSTANCES))
+def test_mean_regularized_closed_form_equals_cvxpy(instance):
+    data = INSTANCES[instance]()
+    problem = MeanRegularizedProblem(data)
+    for lam, rho in ((1.0, 1e-3), (0.01, 0.3)):
+        W = fit_mean_regularized(data, lam, rho)
+        res = problem.set(lam, rho).solve()  # DPP: one statement, new parameter values
+        assert _rel(res.solution, W) <= W_RTOL, (lam, rho, res.stats.solver)
+        F_fast = mean_regularized_objective(W, data, lam=lam, rho=rho)
+        F_exact = mean_regularized_objective(res.solution, data, lam=lam, rho=rho)
+        assert F_fast <= F_exact * (1 + 1e-12)
+        assert F_exact - F_fast <= F_RTOL * F_fast
+        assert res.objective == pytest.approx(F_exact, rel=1e-9)
+
+
+def test_mean_regularized_limits():
+    """lam = 0: single-task ridge with rho; lam -> inf: pooled with lam_pooled = T rho."""
+    data = _rank_deficient()
+    T, rho = data.n_tasks, 0.05
+    np.testing.assert_allclose(fit_mean_regularized(data, 0.0, rho), fit_single_task(data, rho), rtol=1e-10, atol=0)
+    pooled = fit_pooled(data, T * rho)
+    errors = [_rel(fit_mean_regularized(data, lam, rho), pooled) for lam in (1e4, 1e6)]
+    assert errors[1] <= 1e-5
+    assert errors[0] / errors[1] == pytest.approx(100.0, rel=0.05)  # the gap closes like 1 / lam
+    assert _rel(fit_mean_regularized(data, 1e6, rho), fit_pooled(data, rho)) > 1e-2  # not the plain rho
+    cls = _logistic()
+    np.testing.assert_allclose(
+        fit_mean_regularized(cls, 0.0, rho, "logistic"), fit_single_task(cls, rho, "logistic"), rtol=1e-8, atol=1e-10
+    )
+    assert _rel(fit_mean_regularized(cls, 1e7, rho, "logistic"), fit_pooled(cls, cls.n_tasks * rho, "logistic")) < 1e-5
+
+
+# ------------------------------------------------------ norms: FISTA vs CVXPY
+@pytest.mark.parametrize("penalty", ["l21", "trace"])
+@pytest.mark.parametrize("instance, factor, rho", [("random", 0.2, 0.0), ("rank_deficient", 0.05, 0.0), ("random", 0.02, 0.1)])
+def test_norm_fast_equals_cvxpy(penalty, instance, factor, rho):
+    data = INSTANCES[instance]()
+    fit, objective, Problem = (
+        (fit_l21, l21_objective, L21Problem) if penalty == "l21" else (fit_trace_norm, trace_norm_objective, TraceNormProblem)
+    )
+    lam = factor * lambda_max(data.Xs, data.ys, penalty=penalty)
+    W = fit(data, lam, rho=rho)
+    res = Problem(data).set(lam, rho).solve()
+    F_fast = objective(W, data, lam=lam, rho=rho)
+    F_exact = objective(res.solution, data, lam=lam, rho=rho)  # independent numpy evaluation
+    assert res.objective == pytest.approx(F_exact, rel=1e-8)
+    assert abs(F_fast - F_exact) <= F_RTOL * F_exact, (F_fast, F_exact)
+    if rho > 0:  # strongly convex: the minimiser is unique
+        assert _rel(W, res.solution) <= 1e-4
+
+
+def test_fast_certificate_is_scale_free():
+    """Targets x 1e4 with lam x 1e4: the same iterations, the solution x 1e4."""
+    data = _rank_deficient()
+    for penalty in ("l21", "trace"):
+        lam = 0.1 * lambda_max(data.Xs, data.ys, penalty=penalty)
+        a = solve_penalized(data.Xs, data.ys, lam, penalty=penalty)
+        b = solve_penalized(data.Xs, [1e4 * y for y in data.ys], 1e4 * lam, penalty=penalty)
+        assert a.converged and b.converged and a.n_iter == b.n_iter
+        np.testing.assert_allclose(b.solution, 1e4 * a.solution, rtol=1e-8, atol=1e-8 * np.abs(b.solution).max())
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_norms_vanish_exactly_from_lambda_max(loss):
+    """W = 0 iff lam >= the largest row norm (l2,1) / spectral norm (trace) of the gradient at 0."""
+    data = _random() if loss == "squared" else _logistic()
+    # gradient of sum_t L_t at W = 0, written out: -X_t'y_t/n_t (squared), -X_t'y_t/(2 n_t) (logistic)
+    G = np.column_stack([-X.T @ y / len(y) for X, y in zip(data.Xs, data.ys)])
+    G = G if loss == "squared" else G / 2
+    thresholds = {"l21": np.linalg.norm(G, axis=1).max(), "trace": np.linalg.norm(G, 2)}
+    for penalty, fit in (("l21", fit_l21), ("trace", fit_trace_norm)):
+        lam0 = thresholds[penalty]
+        assert lambda_max(data.Xs, data.ys, penalty=penalty, loss=loss) == pytest.approx(lam0, rel=1e-12)
+        assert np.all(fit(data, lam0 * (1 + 1e-9), loss) == 0.0)
+        assert np.all(fit(data, lam0 * 1.5, loss, rho=0.3) == 0.0)
+        W = fit(data, lam0 * 0.98, loss)
+        assert np.abs(W).max() > 0
+    res = L21Problem(data, loss).set(thresholds["l21"] * 1.01).solve()
+    assert np.abs(res.solution).max() < 1e-6 * max(1.0, np.abs(fit_l21(data, thresholds["l21"] * 0.5, loss)).max())
+
+
+# ------------------------------------------------------------------ logistic
+def test_logistic_fast_equals_cvxpy():
+    data = _logistic()
+    loss = "logistic"
+    W = fit_pooled(data, 0.01, loss)
+    res = PooledProblem(data, loss).set(0.01).solve()
+    assert _rel(res.solution, W) <= 1e-5  # ECOS / Clarabel's point on exponential cones: ~1e-6
+    assert abs(pooled_objective(res.solution, data, lam=0.01, loss=loss) - pooled_objective(W, data, lam=0.01, loss=loss)) \
+        <= F_RTOL * pooled_objective(W, data, lam=0.01, loss=loss)
+    W = fit_mean_regularized(data, 0.1, 0.01, loss)
+    res = MeanRegularizedProblem(data, loss).set(0.1, 0.01).solve()
+    assert _rel(res.solution, W) <= 1e-5
+    F = mean_regularized_objective(W, data, lam=0.1, rho=0.01, loss=loss)
+    assert abs(mean_regularized_objective(res.solution, data, lam=0.1, rho=0.01, loss=loss) - F) <= F_RTOL * F
+    for penalty, fit, objective, Problem in (
+        ("l21", fit_l21, l21_objective, L21Problem), ("trace", fit_trace_norm, trace_norm_objective, TraceNormProblem)
+    ):
+        lam = 0.2 * lambda_max(data.Xs, data.ys, penalty=penalty, loss=loss)
+        W = fit(data, lam, loss)
+        res = Problem(data, loss).set(lam).solve()
+        F, F_exact = objective(W, data, lam=lam, loss=loss), objective(res.solution, data, lam=lam, loss=loss)
+        assert abs(F - F_exact) <= F_RTOL * F_exact, penalty
+
+
+# -------------------------------------------------------------------- GO-MTL
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_gomtl_steps_are_optimal(loss):
+    """Each fast S-step / L-step reaches the CVXPY optimum of its convex problem."""
+    data = _rank_deficient() if loss == "squared" else _logistic()
+    k, mu, lam = 3, 0.02, 0.1
+    L = gomtl_initial_basis(data, k, loss)
+    U = np.linalg.svd(fit_single_task(data, 1e-2, loss))[0][:, :k]  # top-k left singular vectors
+    np.testing.assert_allclose(L @ L.T, U @ U.T, atol=1e-10)
+    np.testing.assert_allclose(L.T @ L, np.eye(k), atol=1e-12)
+    codes, basis = GOMTLCodesProblem(data, k, loss), GOMTLBasisProblem(data, k, loss)
+    for _ in range(2):
+        fast_S = solve_gomtl_codes(data.Xs, data.ys, L, mu, loss=loss)
+        exact_S = codes.set(L, mu).solve()
+        F_fast, F_exact = codes.objective_at(fast_S.solution), codes.objective_at(exact_S.solution)
+        assert fast_S.converged and abs(F_fast - F_exact) <= F_RTOL * F_exact
+        assert F_exact == pytest.approx(exact_S.objective, rel=1e-8)
+        S = fast_S.solution
+        fast_L = solve_gomtl_basis(data.Xs, data.ys, S, lam, loss=loss)
+        exact_L = basis.set(S, lam).solve()
+        assert fast_L.converged and _rel(exact_L.solution, fast_L.solution) <= 1e-5  # strongly convex in L
+        F_fast, F_exact = basis.objective_at(fast_L.solution), basis.objective_at(exact_L.solution)
+        assert abs(F_fast - F_exact) <= F_RTOL * F_exact
+        L = fast_L.solution
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_gomtl_history_non_increasing(loss):
+    data = _random() if loss == "squared" else _logistic()
+    fit = fit_gomtl(data, 2, 0.05, 0.1, loss, max_iter=300)
+    assert fit.converged
+    h = fit.objective_history
+    assert len(h) == fit.n_iter + 1 and np.all(np.diff(h) <= 0) and h[-1] < h[0]
+    np.testing.assert_allclose(fit.W, fit.L @ fit.S)
+    assert fit.objective == gomtl_objective(fit.L, fit.S, data, mu=0.05, lam=0.1, loss=loss)
+
+
+def test_gomtl_cvxpy_backend_follows_the_fast_one():
+    data = _rank_deficient()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = fit_gomtl(data, 2, 0.05, 0.1, max_iter=4)
+        b = fit_gomtl(data, 2, 0.05, 0.1, backend="cvxpy", max_iter=4)
+    assert np.all(np.diff(b.objective_history) <= 0)
+    np.testing.assert_allclose(a.objective_history, b.objective_history, rtol=1e-7)
+
+
+def test_gomtl_warns_at_max_iter():
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        fit = fit_gomtl(_random(), 2, 0.05, 0.1, max_iter=1)
+    assert not fit.converged and fit.n_iter == 1
+
+
+# ------------------------------------------------------- registry, estimators
+def test_registry_fits_and_grids():
+    data = _random()
+    for name, baseline in MULTITASK_BASELINES.items():
+        grid = baseline.param_grid(data)
+        assert set(grid) == set(baseline.params), name
+        params = {key: values[len(values) // 2] for key, values in grid.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            W = baseline.fit(data, **params)
+        assert W.shape == (data.n_features, data.n_tasks), name
+        if name != "gomtl":
+            assert np.isfinite(baseline.objective(W, data, **params))
+    grid = MULTITASK_BASELINES["l21"].param_grid(data)
+    assert max(grid["lam"]) == pytest.approx(lambda_max(data.Xs, data.ys, penalty="l21"))
+    assert max(MULTITASK_BASELINES["gomtl"].param_grid(data)["n_latent"]) <= data.n_features
+    with pytest.raises(ValueError, match="pass data"):
+        MULTITASK_BASELINES["trace_norm"].param_grid()
+
+
+def test_estimators_fit_the_functions():
+    data = _random()
+    X, y = stack_tasks(data)
+    cases = [
+        (PooledRegressor(lam=0.1, fit_intercept=False), fit_pooled(data, 0.1)),
+        (MeanRegularizedRegressor(lam=1.0, rho=0.1, fit_intercept=False), fit_mean_regularized(data, 1.0, 0.1)),
+        (TraceNormRegressor(lam=0.05, fit_intercept=False), fit_trace_norm(data, 0.05)),
+    ]
+    for est, W in cases:
+        est.fit(X, y)
+        np.testing.assert_allclose(est.coef_, W.T, rtol=1e-10, atol=1e-12)
+        assert np.all(est.transfer_matrix_ == 0)
+    m = GOMTLRegressor(n_latent=2, mu=0.05, lam=0.1, max_iter=300).fit(X, y)
+    assert m.basis_.shape == (data.n_features + 1, 2) and np.all(np.diff(m.objective_history_) <= 0)
+    cls = _logistic()
+    Xc, yc = stack_tasks(cls)
+    clf = L21Classifier(lam=0.01).fit(Xc, yc)
+    assert clf.score(Xc, yc) > 0.6
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda d: fit_pooled(d, 0.0), "lam"),
+        (lambda d: fit_pooled(d, -1.0), "lam"),
+        (lambda d: fit_mean_regularized(d, -1.0, 0.1), "lam"),
+        (lambda d: fit_mean_regularized(d, 1.0, 0.0), "rho"),
+        (lambda d: fit_l21(d, float("nan")), "lam"),
+        (lambda d: fit_l21(d, 0.1, rho=-0.1), "rho"),
+        (lambda d: fit_trace_norm(d, 0.0), "lam"),
+        (lambda d: fit_gomtl(d, 0, 0.1, 0.1), "n_latent"),
+        (lambda d: fit_gomtl(d, 2, 0.0, 0.1), "mu"),
+        (lambda d: fit_gomtl(d, 2, 0.1, -0.1), "lam"),
+        (lambda d: fit_gomtl(d, 2, 0.1, 0.1, max_iter=0), "max_iter"),
+        (lambda d: fit_pooled(d, 0.1, backend="exact"), "backend"),
+        (lambda d: fit_pooled(d, 0.1, solver="OSQP"), "solver"),
+        (lambda d: PooledRegressor(lam=0.0).fit(*stack_tasks(d)), "lam"),
+    ],
+)
+def test_bad_hyperparameters_are_named(call, name):
+    with pytest.raises(ValueError, match=name):
+        call(_random())
+
+
+def test_baselines_import_no_cvxpy():
+    code = ("import sys, amtl_cvx.baselines; from amtl_cvx.baselines import fit_pooled, MULTITASK_BASELINES;"
+            "import solvers.baselines; sys.exit(1 if 'cvxpy' in sys.modules else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
