@@ -139,9 +139,9 @@ class StatedProblem:
         if solver is not None:
             return self._solve_with(solver.upper(), options)
         failures: list[str] = []
-        for rung_solver, rung_options in AUTO_LADDER[self.cone]:
+        for rung_solver, rung_options in self.ladder:
             try:
-                result = self._solve_with(rung_solver, rung_options)
+                result = self._solve_with(rung_solver, dict(rung_options))
             except ExactSolveError as exc:
                 logger.info("%s; trying the next solver", exc)
                 failures.append(str(exc))
@@ -150,6 +150,12 @@ class StatedProblem:
                 result = ExactResult(result.solution, result.objective, replace(result.stats, note="; ".join(failures)))
             return result
         raise ExactSolveError(f"every exact solver failed on the {self.name}: " + "; ".join(failures))
+
+    @property
+    def ladder(self) -> list[tuple[str, dict[str, Any]]]:
+        """The automatic solver ladder (``solver=None``): :data:`amtl_cvx.exact.AUTO_LADDER`
+        of the statement's cone."""
+        return AUTO_LADDER[self.cone]
 
     @property
     def cone(self) -> str:

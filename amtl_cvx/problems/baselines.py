@@ -44,17 +44,14 @@ Clarabel's dense factor of the semidefinite cone of order ``d + T``
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
-
-import logging
 
 import cvxpy as cp
 import numpy as np
 
 from amtl_cvx._validation import check_array, check_scalar
 from amtl_cvx.data import MultiTaskData
-from amtl_cvx.exact import AUTO_LADDER, ExactSolveError
+from amtl_cvx.exact import AUTO_LADDER
 from amtl_cvx.problems import memory
 from amtl_cvx.problems._loss import loss_expression, target_scale
 from amtl_cvx.problems.base import ExactResult, StatedProblem
@@ -68,7 +65,6 @@ __all__ = [
     "GOMTLBasisProblem",
 ]
 
-logger = logging.getLogger(__name__)
 
 _CLARABEL_LOOSE = {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8}
 
@@ -126,29 +122,12 @@ class _BaselineProblem(StatedProblem):
         return memory.predict_peak(args.pop("statement"), "constant", path, **args) + self._extra_peak()
 
     # ------------------------------------------------------------ solving
-    @property
-    def ladder(self) -> list[tuple[str, dict[str, Any]]]:
-        """The automatic solver ladder of this statement (module docstring)."""
-        return AUTO_LADDER[self.cone]
-
     def solve(self, solver: str | None = None, **options: Any) -> ExactResult:
-        """As :meth:`StatedProblem.solve`, with this statement's ladder (``solver=None``)."""
+        """As :meth:`StatedProblem.solve` (with this statement's :attr:`ladder`), after
+        checking that every parameter is set."""
         if any(p.value is None for p in self._params()):
             raise RuntimeError(f"the {self.name} statement has unset parameters: call set() first")
-        if solver is not None:
-            return self._solve_with(solver.upper(), options)
-        failures: list[str] = []
-        for rung_solver, rung_options in self.ladder:
-            try:
-                result = self._solve_with(rung_solver, dict(rung_options))
-            except ExactSolveError as exc:
-                logger.info("%s; trying the next solver", exc)
-                failures.append(str(exc))
-                continue
-            if failures:
-                result = ExactResult(result.solution, result.objective, replace(result.stats, note="; ".join(failures)))
-            return result
-        raise ExactSolveError(f"every exact solver failed on the {self.name}: " + "; ".join(failures))
+        return super().solve(solver, **options)
 
     def _losses(self, w_of_t) -> list[cp.Expression]:
         return [loss_expression(X, y, w_of_t(t), self.loss) for t, (X, y) in enumerate(zip(self.data.Xs, self._ys))]
