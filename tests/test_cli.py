@@ -69,7 +69,7 @@ def test_fit_reports_every_model_and_which_validation_picks(synthetic_path, tmp_
         assert rows[label] == (round(sel.val_error, 4), round(task_errors(sel.W, ds.test, "squared").mean(), 4))
     best = min(rows, key=lambda k: rows[k][0])
     assert f"validation picks: {best} (validation RMSE {rows[best][0]:.4f}" in text
-    assert "lam=1, mu=3, ridge=0.1 (auto)" in text
+    assert "lam=1, mu=3, ridge=0.1 (auto)" in text and "greedy selection" in text  # 12 tasks: greedy
     # AMTL beats single-task ridge by at least 15% on this file (the target)
     assert rows["AMTL, Algorithm 1"][1] < 0.85 * rows["single-task"][1]
 
@@ -283,3 +283,12 @@ def test_results_md_usps_numbers_are_what_the_cli_prints(usps_path, tmp_path, ca
                  "--no-progress", "--output", str(tmp_path / "m.npz")]) == 0
     out = capsys.readouterr().out
     assert f"one-vs-all test accuracy: single-task {single:.4f}, AMTL {amtl:.4f}" in out
+
+
+def test_selection_auto_is_greedy_up_to_63_tasks():
+    from amtl_cvx.cli import _curriculum_selection, build_parser
+
+    args = build_parser().parse_args(["fit", "x.mat"])
+    assert _curriculum_selection(args, 63) == "greedy" and _curriculum_selection(args, 64) == "static"
+    args = build_parser().parse_args(["fit", "x.mat", "--selection", "greedy"])
+    assert _curriculum_selection(args, 500) == "greedy"
