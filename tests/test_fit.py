@@ -237,8 +237,9 @@ def test_imbalanced_blow_up_regression(imbalanced, lam, mu):
 
 def test_imbalanced_grid_has_no_blow_up_with_the_defaults(imbalanced):
     """The issue's target on the command line's default grid: no (lam, mu) point of
-    alternating AMTL has test RMSE above twice the best point's (at ridge = 0 the worst
-    was 125.6 against 52.6; docs/objective.md has the 80-point grids of all three files)."""
+    alternating AMTL has test RMSE above twice the best point's. At ridge = 0 it fails
+    (fitted from the single-task start, the worst point was 125.6 against 52.6);
+    docs/objective.md has the 80-point grids of all three files."""
     import warnings
 
     from amtl_cvx.cli import _GRIDS
