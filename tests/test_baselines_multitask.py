@@ -47,7 +47,7 @@ from amtl_cvx.problems.baselines import (
     PooledProblem,
     TraceNormProblem,
 )
-from solvers.baselines import lambda_max, solve_gomtl_basis, solve_gomtl_codes, solve_penalized
+from solvers.baselines import lambda_max, relative_duality_gap, solve_gomtl_basis, solve_gomtl_codes, solve_penalized
 
 W_RTOL = 1e-6  # unique minimisers: ||W_a - W_b|| / ||W_b||
 F_RTOL = 1e-7  # objective values, relative
@@ -280,6 +280,60 @@ def test_gomtl_cvxpy_backend_follows_the_fast_one():
         b = fit_gomtl(data, 2, 0.05, 0.1, backend="cvxpy", max_iter=4)
     assert np.all(np.diff(b.objective_history) <= 0)
     np.testing.assert_allclose(a.objective_history, b.objective_history, rtol=1e-7)
+
+
+def _ill_conditioned_codes(loss, seed=0):
+    """An S-step on which FISTA stalls: ``L`` has a nearly collinear pair of columns (angle
+    ~1e-3) and columns of scales 1e-3 and 1e2, so every Gram ``(X_t L)'(X_t L)`` has a
+    condition number near 1e10 (its active columns up to ~4e9)."""
+    rng = np.random.default_rng(seed)
+    d, ns = 6, [15, 25, 10, 40]
+    v, u, a = rng.standard_normal((3, d))
+    L = np.column_stack([v, v + 1e-3 * u, 1e-3 * a, 1e2 * rng.standard_normal(d)])
+    Xs = [rng.standard_normal((n, d)) for n in ns]
+    ys = [X @ ((1 + 0.3 * t) * v + u + (t % 2) * a) + 0.01 * rng.standard_normal(n) for t, (X, n) in enumerate(zip(Xs, ns))]
+    if loss == "logistic":
+        ys = [np.where(y > np.median(y), 1.0, -1.0) for y in ys]
+    return Xs, ys, L
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_gomtl_codes_certified_on_ill_conditioned_instance(loss):
+    """The S-step reaches its certificate (the largest per-task relative duality gap) where
+    FISTA, whose step is set by the largest curvature, does not; checked from the data."""
+    Xs, ys, L = _ill_conditioned_codes(loss)
+    Ms = [X @ L for X in Xs]
+    assert min(np.linalg.cond(M.T @ M) for M in Ms) > 1e9
+    mu = 3e-5 * lambda_max(Ms, ys, penalty="l1", loss=loss)
+    assert solve_penalized(Ms, ys, mu, penalty="l1", loss=loss, max_iter=2000).certificate > 1e-2
+    res = solve_gomtl_codes(Xs, ys, L, mu, loss=loss)
+    S = res.solution
+    assert res.converged and res.certificate <= 1e-10
+    assert max(np.linalg.cond(M[:, S[:, t] != 0].T @ M[:, S[:, t] != 0]) for t, M in enumerate(Ms)) > 1e8
+    # the certificate is the l1 solver's relative duality gap (independent code), task by task
+    # (the two evaluations round differently: they agree to ~1e-12 at this conditioning)
+    gaps = [relative_duality_gap([M], [y], S[:, [t]], mu, penalty="l1", loss=loss) for t, (M, y) in enumerate(zip(Ms, ys))]
+    assert max(gaps) <= 1e-10 and abs(res.certificate - max(gaps)) <= 1e-11
+    # ... also away from the optimum (max_iter=0 returns the start)
+    S0 = np.ones_like(S)
+    start = solve_gomtl_codes(Xs, ys, L, mu, loss=loss, S0=S0, max_iter=0)
+    assert np.all(start.solution == S0) and not start.converged
+    gaps0 = [relative_duality_gap([M], [y], S0[:, [t]], mu, penalty="l1", loss=loss) for t, (M, y) in enumerate(zip(Ms, ys))]
+    assert start.certificate == pytest.approx(max(gaps0), rel=1e-9)
+    if loss == "squared":  # optimality conditions from the data: |M_t' r_t / n_t| <= mu, = mu sign(s) on the support
+        for t, (M, y) in enumerate(zip(Ms, ys)):
+            corr = M.T @ (y - M @ S[:, t]) / len(y)
+            on = S[:, t] != 0
+            np.testing.assert_allclose(corr[on], mu * np.sign(S[on, t]), rtol=1e-9)
+            assert np.all(np.abs(corr[~on]) < mu)
+        # the same at every scale: targets and mu x 1e4 give S x 1e4, certified alike
+        big = solve_gomtl_codes(Xs, [1e4 * y for y in ys], L, 1e4 * mu)
+        assert big.converged
+        np.testing.assert_allclose(big.solution, 1e4 * S, rtol=1e-8, atol=1e-8 * np.abs(1e4 * S).max())
+    # ... and L x 1e3 with mu x 1e3 gives S / 1e3 (the same problem in s / 1e3)
+    small = solve_gomtl_codes(Xs, ys, 1e3 * L, 1e3 * mu, loss=loss)
+    assert small.converged
+    np.testing.assert_allclose(1e3 * small.solution, S, rtol=1e-8, atol=1e-8 * np.abs(S).max())
 
 
 def test_gomtl_warns_at_max_iter():
