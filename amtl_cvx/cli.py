@@ -45,8 +45,9 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 _BASELINES = {
     "demo": ("pooled",),
     # the two with closed forms (Newton for the logistic loss); on request (--baselines):
-    # l21 and trace_norm (first-order, measured 0.7 s and 1.6 s on synthetic_dataset.mat
-    # but 194 s for l21 on usps1.mat) and gomtl (195 s on synthetic_dataset.mat)
+    # l21 and trace_norm (FISTA: 0.7 s and 1.6 s on synthetic_dataset.mat, but 194 s for
+    # l21 on usps1.mat) and gomtl (alternating: 12 s on synthetic_dataset.mat, over
+    # 200 s on usps1.mat); measured with the other core busy
     "fit": ("pooled", "mean_regularized"),
 }
 
