@@ -31,7 +31,7 @@ DEFAULT_MUS = (0.0, 0.1, 0.3, 1.0, 3.0)
 #: Single-task lam grid of :func:`select_single_task`: 1e-5 to 1e3, 3 points a decade
 #: (25 fits, cheap). Validation chose interior values on every release file (0.1, 2.2 to
 #: 10, 4.6e-4: docs/results.md), and a real data set whose single-task optimum lies near
-#: 0.03 is inside it (the old default, 0.1 to 100, missed it).
+#: 0.03 is inside it (the command line's old grid, 0.1 to 100, missed it).
 SINGLE_TASK_LAMS = tuple(float(v) for v in np.logspace(-5, 3, 25))
 
 
