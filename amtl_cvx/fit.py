@@ -106,11 +106,13 @@ def coupling_strength(B: np.ndarray, lam: float, ridge: float) -> float:
     return (lam * s * s + ridge) / (lam + ridge)
 
 
-def _check_coupling(B: np.ndarray, lam: float, ridge: float, losses: np.ndarray, caller: str) -> float:
+def _check_coupling(B: np.ndarray, lam: float, ridge: float, W: np.ndarray, data: MultiTaskData,
+                    loss: str, caller: str) -> float:
     """:func:`coupling_strength`, with a :class:`SingularTransferWarning` at or below
     :data:`WEAK_COUPLING` that says what it means and what to do."""
     strength = coupling_strength(B, lam, ridge)
     if strength <= WEAK_COUPLING:
+        losses = task_losses(W, data, loss)  # only to name the senders in the warning
         senders = np.flatnonzero(B.sum(axis=1) > 0)
         free = senders[losses[senders] <= 1e-8 * max(float(np.max(losses)), np.finfo(float).tiny)]
         why = (f"; tasks {free.tolist()} fit their training rows exactly (training loss ~0), so "
@@ -356,7 +358,7 @@ def fit_alternating(
             ConvergenceWarning,
             stacklevel=2,
         )
-    coupling = _check_coupling(B, lam, ridge, task_losses(W, data, loss), "fit_alternating")
+    coupling = _check_coupling(B, lam, ridge, W, data, loss, "fit_alternating")
     return AMTLFit(W, B, objective, np.array(history), n_iter, converged, c=c,
                    certificate=float(cert), method=method, ridge=ridge, coupling=coupling)
 
@@ -514,7 +516,7 @@ def _curriculum(data, lam, mu, loss, ridge, c, selection, backend, solver, progr
             logger.debug("curriculum: learned task %d (loss %.6g)", t, loss_t)
             bar.update(1)
     objective = amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)
-    coupling = _check_coupling(B, lam, ridge, task_losses(W, data, loss), "fit_curriculum")
+    coupling = _check_coupling(B, lam, ridge, W, data, loss, "fit_curriculum")
     return AMTLFit(W, B, objective, np.array(history), T, True, np.array(order), c, ridge=ridge,
                    coupling=coupling)
 
