@@ -60,16 +60,37 @@ class Selected:
     table: list
 
 
-def _select_on_grid(dataset: MultiTaskDataset, fit: Callable[..., np.ndarray], grid: Mapping[str, Sequence]) -> Selected:
+def _select_on_grid(
+    dataset: MultiTaskDataset,
+    fit: Callable[..., np.ndarray],
+    grid: Mapping[str, Sequence],
+    warm: str | None = None,
+) -> Selected:
     """``fit(**params) -> W`` at every point of ``grid`` (``ParameterGrid`` order), the
-    lowest mean validation error chosen (ties: the first)."""
+    lowest mean validation error chosen (ties: the first).
+
+    With ``warm`` (a hyperparameter name), the points are fitted along paths of decreasing
+    ``warm`` (the other hyperparameters fixed), each fit started from the previous one's
+    ``W`` (``fit(**params, W0=W)``); the table and the choice are those of the grid order.
+    """
+    points = list(ParameterGrid({k: list(v) for k, v in grid.items()}))
+    order = range(len(points))
+    if warm is not None:
+        others = [k for k in sorted(points[0]) if k != warm]
+        order = sorted(order, key=lambda i: ([repr(points[i][k]) for k in others], -points[i][warm]))
+    fitted: dict[int, np.ndarray] = {}
+    previous = None
+    for i in order:
+        params = points[i]
+        same_path = previous is not None and all(params[k] == points[previous][k] for k in params if k != warm)
+        W = fit(**params, W0=fitted[previous]) if warm is not None and same_path else fit(**params)
+        fitted[i], previous = W, i
     table, best = [], None
-    for params in ParameterGrid({k: list(v) for k, v in grid.items()}):
-        W = fit(**params)
-        err = float(np.mean(task_errors(W, dataset.val, dataset.loss)))
+    for i, params in enumerate(points):
+        err = float(np.mean(task_errors(fitted[i], dataset.val, dataset.loss)))
         table.append((params, err))
         if best is None or err < best[0]:
-            best = (err, params, W)
+            best = (err, params, fitted[i])
     err, params, W = best
     return Selected(params, W, None, err, table)
 
@@ -103,7 +124,10 @@ def select_baseline(
     baseline = MULTITASK_BASELINES[name]
     grid = baseline.param_grid(dataset.train, dataset.loss) if grid is None else grid
     return _select_on_grid(
-        dataset, lambda **params: baseline.fit(dataset.train, dataset.loss, **fit_kwargs, **params), grid
+        dataset,
+        lambda **params: baseline.fit(dataset.train, dataset.loss, **fit_kwargs, **params),
+        grid,
+        warm=baseline.warm_start if fit_kwargs.get("backend", "fast") == "fast" else None,
     )
 
 

@@ -39,7 +39,13 @@ matrix is symmetric because ``A_t`` and ``H_t`` commute, with eigenvalues at lea
 ``T rho / (lam + rho)``). One eigendecomposition of each ``H_t`` serves all of it: the
 cost is ``O(T d^3)``, not ``O((d T)^3)``.
 
-The nonsmooth penalties (l2,1, trace, l1) are solved by FISTA with a constant step
+The nonsmooth penalties (l2,1, trace, l1) with the logistic loss are solved by proximal
+Newton (:mod:`solvers.prox_newton`: quadratic models with the tasks' Hessians, each
+minimised without passes over the data), stopped on the same duality gap as below. On
+usps1.mat (10 tasks, 88 PCA features, 10,000 rows) FISTA on the logistic loss needed
+20,000 iterations (69 s, one BLAS thread) at ``lam = 1e-4 lambda_max`` and did not
+certify; proximal Newton certifies it in 9 iterations. With the squared loss they are
+solved by FISTA with a constant step
 ``1 / Lip`` (``Lip = max_t ||X_t||_2^2 / n_t``, a quarter of it for the logistic loss,
 plus ``2 rho``) and O'Donoghue-Candes gradient restarts, stopped on the **relative
 duality gap** ``(P(W) - D(theta)) / P(W) <= tol``: it bounds the relative
@@ -74,8 +80,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.linalg.lapack as _lapack
 from scipy.special import entr, expit
 
+from solvers.prox_newton import prox_newton
 from solvers.losses import _check_array, _check_scalar, _check_solver_options, _check_tasks, get_loss
 from solvers.result import SolverResult
 from solvers.transfer import _nnqp_psd
@@ -352,6 +360,27 @@ def penalty_value(W: np.ndarray, penalty: str) -> float:
     return float(np.sum(_atoms(np.asarray(W, dtype=np.float64), penalty)))
 
 
+_GESVD_LWORK: dict[tuple[int, int], int] = {}
+
+
+def _svd(V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD by LAPACK's ``gesvd`` (``scipy.linalg.svd(..., lapack_driver="gesvd")``),
+    called directly: the proximal solvers take tens of thousands of small SVDs, and the
+    wrapper's checks cost twice the factorisation of a 88 x 10 matrix."""
+    V = np.asarray(V, dtype=np.float64)
+    if not np.all(np.isfinite(V)):
+        raise ValueError("array must not contain infs or NaNs")
+    m, n = V.shape
+    if (m, n) not in _GESVD_LWORK:
+        _GESVD_LWORK[(m, n)] = _lapack._compute_lwork(
+            _lapack.get_lapack_funcs("gesvd_lwork", (V,)), m, n, compute_uv=1, full_matrices=0
+        )
+    U, s, Vt, info = _lapack.get_lapack_funcs("gesvd", (V,))(V, compute_uv=1, full_matrices=0, lwork=_GESVD_LWORK[(m, n)])
+    if info != 0:  # did not converge (or a bad argument): scipy's wrapper raises the error
+        return sla.svd(V, full_matrices=False, lapack_driver="gesvd")
+    return U, s, Vt
+
+
 def _prox(V: np.ndarray, tau: float, penalty: str) -> np.ndarray:
     """``argmin_W tau Omega(W) + 1/2 ||W - V||_F^2``."""
     if penalty == "l21":
@@ -360,7 +389,7 @@ def _prox(V: np.ndarray, tau: float, penalty: str) -> np.ndarray:
             shrink = np.where(norms > tau, 1.0 - tau / np.where(norms > 0, norms, 1.0), 0.0)
         return V * shrink
     if penalty == "trace":
-        U, s, Vt = sla.svd(V, full_matrices=False, lapack_driver="gesvd")
+        U, s, Vt = _svd(V)
         s = np.maximum(s - tau, 0.0)
         k = int(np.count_nonzero(s))
         return (U[:, :k] * s[:k]) @ Vt[:k]
@@ -482,6 +511,17 @@ def lambda_max(Xs: Sequence[Any], ys: Sequence[Any], *, penalty: str, loss: str 
     return float(np.max(_atoms(G, penalty)))
 
 
+def _logistic_oracle(Xl: list[np.ndarray], yl: list[np.ndarray], W: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(sum_t L_t(w_t), gradient, per-task Hessians (T, d, d))`` of the logistic losses."""
+    f, G = 0.0, np.empty_like(W)
+    H = np.empty((len(Xl), W.shape[0], W.shape[0]))
+    for t, (X, y) in enumerate(zip(Xl, yl)):
+        ft, G[:, t], D = _task_terms(X, y, W[:, t], "logistic")
+        f += ft
+        H[t] = _hessian(X, D)
+    return f, G, H
+
+
 def _lipschitz(Xl: list[np.ndarray], lossname: str, rho: float) -> float:
     c = 1.0 if lossname == "squared" else 0.25
     return c * max(float(sla.svdvals(X)[0]) ** 2 / X.shape[0] for X in Xl) + 2.0 * rho
@@ -501,7 +541,8 @@ def solve_penalized(
     check_every: int = 10,
     record_history: bool = False,
 ) -> SolverResult:
-    """``min_W sum_t L_t(w_t) + lam Omega(W) + rho ||W||_F^2`` by restarted FISTA.
+    """``min_W sum_t L_t(w_t) + lam Omega(W) + rho ||W||_F^2``: restarted FISTA (squared
+    loss), proximal Newton (logistic loss, :func:`solvers.prox_newton.prox_newton`).
 
     Parameters
     ----------
@@ -519,9 +560,10 @@ def solve_penalized(
     tol : float, default=1e-9
         Tolerance on the relative duality gap (module docstring).
     max_iter : int
-        Maximum FISTA iterations.
+        Maximum FISTA iterations (squared loss) or proximal Newton iterations (logistic).
     check_every : int, default=10
-        Iterations between two evaluations of the gap (and at the end).
+        FISTA iterations between two evaluations of the gap (and at the end); proximal
+        Newton evaluates it after every iteration.
     record_history : bool
         Record the certificate at every check.
 
@@ -543,8 +585,19 @@ def solve_penalized(
     if lip == 0.0:  # every X_t = 0 and rho = 0: the losses are constant, W = 0 minimises
         W = np.zeros((d, T))
         return _result(W, _smooth(Xl, yl, W, 0.0, lossname)[0], 0, 0.0, tol, None)
-    step = 1.0 / lip
     hist: list[float] = []
+    if lossname == "logistic":
+        W, P, it, cert = prox_newton(
+            lambda V: _logistic_oracle(Xl, yl, V),
+            lambda V: _smooth(Xl, yl, V, 0.0, lossname)[0],
+            lambda V, tau: _prox(V, tau, penalty),
+            lambda V: penalty_value(V, penalty),
+            lambda V: _gap(Xl, yl, V, lam, rho, penalty, lossname),
+            W, lam, rho, tol=tol, max_iter=max_iter, history=hist if record_history else None,
+            groups={"l21": "rows", "l1": "entries"}.get(penalty),
+        )
+        return _result(W, P, it, cert, tol, hist)
+    step = 1.0 / lip
     P, D = _gap(Xl, yl, W, lam, rho, penalty, lossname)
     # any dual value bounds P* from below: the best iterate is certified by the best bound
     best, best_P, best_D = W, P, D

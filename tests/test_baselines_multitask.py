@@ -305,7 +305,8 @@ def test_gomtl_codes_certified_on_ill_conditioned_instance(loss):
     Ms = [X @ L for X in Xs]
     assert min(np.linalg.cond(M.T @ M) for M in Ms) > 1e9
     mu = 3e-5 * lambda_max(Ms, ys, penalty="l1", loss=loss)
-    assert solve_penalized(Ms, ys, mu, penalty="l1", loss=loss, max_iter=2000).certificate > 1e-2
+    if loss == "squared":  # FISTA (the logistic loss is solved by proximal Newton, tests/test_prox_newton.py)
+        assert solve_penalized(Ms, ys, mu, penalty="l1", loss=loss, max_iter=2000).certificate > 1e-2
     res = solve_gomtl_codes(Xs, ys, L, mu, loss=loss)
     S = res.solution
     assert res.converged and res.certificate <= 1e-10

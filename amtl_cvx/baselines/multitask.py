@@ -283,7 +283,7 @@ def fit_mean_regularized(
     return result.solution
 
 
-def _fit_norm(data, lam, loss, rho, backend, solver, tol, max_iter, penalty, what) -> np.ndarray:
+def _fit_norm(data, lam, loss, rho, backend, solver, tol, max_iter, penalty, what, W0=None) -> np.ndarray:
     data = _check_data(data, loss)
     lam = check_scalar(lam, "lam", strict=True)
     rho = check_scalar(rho, "rho")
@@ -294,7 +294,9 @@ def _fit_norm(data, lam, loss, rho, backend, solver, tol, max_iter, penalty, wha
         cls = L21Problem if penalty == "l21" else TraceNormProblem
         return cls(data, loss).set(lam, rho).solve(solver).solution
     tol = check_scalar(tol, "tol", strict=True)
-    result = fast.solve_penalized(data.Xs, data.ys, lam, penalty=penalty, rho=rho, loss=loss, tol=tol, max_iter=max_iter)
+    result = fast.solve_penalized(
+        data.Xs, data.ys, lam, penalty=penalty, rho=rho, loss=loss, W0=W0, tol=tol, max_iter=max_iter
+    )
     _warn_unless(result, what)
     return result.solution
 
@@ -309,6 +311,7 @@ def fit_l21(
     solver: str | None = None,
     tol: float = 1e-9,
     max_iter: int = 100_000,
+    W0: np.ndarray | None = None,
 ) -> np.ndarray:
     """Joint feature selection: ``min_W sum_t L_t(w_t) + lam sum_j ||W[j, :]||_2 + rho ||W||_F^2``.
 
@@ -322,18 +325,21 @@ def fit_l21(
     rho : float, default=0.0
         ``rho >= 0`` (0: the standard formulation).
     backend : {"fast", "cvxpy"}
-        ``"fast"``: restarted FISTA to a relative duality gap ``tol``
-        (:func:`solvers.baselines.solve_penalized`); ``"cvxpy"``:
-        :class:`amtl_cvx.problems.baselines.L21Problem`.
+        ``"fast"``: restarted FISTA (squared loss) or proximal Newton (logistic loss) to a
+        relative duality gap ``tol`` (:func:`solvers.baselines.solve_penalized`);
+        ``"cvxpy"``: :class:`amtl_cvx.problems.baselines.L21Problem`.
     solver : str, optional
     tol, max_iter :
         The fast solver's tolerance and iteration budget.
+    W0 : numpy.ndarray, optional
+        (d, T) start of the fast solver (a warm start, for instance the solution at a
+        larger ``lam``); ignored by ``backend="cvxpy"``.
 
     Returns
     -------
     numpy.ndarray, shape (d, T)
     """
-    return _fit_norm(data, lam, loss, rho, backend, solver, tol, max_iter, "l21", "fit_l21")
+    return _fit_norm(data, lam, loss, rho, backend, solver, tol, max_iter, "l21", "fit_l21", W0)
 
 
 def fit_trace_norm(
@@ -346,6 +352,7 @@ def fit_trace_norm(
     solver: str | None = None,
     tol: float = 1e-9,
     max_iter: int = 100_000,
+    W0: np.ndarray | None = None,
 ) -> np.ndarray:
     """Low rank: ``min_W sum_t L_t(w_t) + lam ||W||_* + rho ||W||_F^2``.
 
@@ -354,7 +361,7 @@ def fit_trace_norm(
     (:class:`amtl_cvx.problems.baselines.TraceNormProblem`) is a semidefinite program:
     Clarabel only, and its memory grows like ``(d + T)^4``.
     """
-    return _fit_norm(data, lam, loss, rho, backend, solver, tol, max_iter, "trace", "fit_trace_norm")
+    return _fit_norm(data, lam, loss, rho, backend, solver, tol, max_iter, "trace", "fit_trace_norm", W0)
 
 
 @dataclass(frozen=True)
@@ -553,6 +560,11 @@ class MultiTaskBaseline:
     penalty : str
         For ``relative``: the penalty of :func:`solvers.baselines.lambda_max` giving the
         scale (``"l1"`` for GO-MTL: the largest entry of the gradient at ``W = 0``).
+    description : str
+    warm_start : str, optional
+        The hyperparameter along which a grid is walked with warm starts (``function``
+        takes ``W0``; :func:`amtl_cvx.selection.select_baseline` fits decreasing values
+        from the previous ``W``).
     """
 
     name: str
@@ -564,6 +576,7 @@ class MultiTaskBaseline:
     relative: tuple[str, ...] = ()
     penalty: str = ""
     description: str = ""
+    warm_start: str | None = None
 
     def param_grid(self, data: MultiTaskData | None = None, loss: str = "squared") -> dict[str, list]:
         """The default grid (a ``ParameterGrid``-style dict of lists).
@@ -590,12 +603,17 @@ class MultiTaskBaseline:
         return grid
 
     def fit(self, data: MultiTaskData, loss: str = "squared", *, backend: str = "fast",
-            solver: str | None = None, **params: Any) -> np.ndarray:
-        """``W`` (d x T) of this baseline with hyperparameters ``params`` (by name)."""
+            solver: str | None = None, W0: np.ndarray | None = None, **params: Any) -> np.ndarray:
+        """``W`` (d x T) of this baseline with hyperparameters ``params`` (by name);
+        ``W0``: a warm start of the fast backend (baselines with ``warm_start`` only)."""
+        if W0 is not None:
+            if self.warm_start is None:
+                raise ValueError(f"{self.name} takes no warm start W0")
+            params["W0"] = W0
         missing = [p for p in self.params if p not in params and p not in self.keyword_params]
         if missing:
             raise ValueError(f"{self.name} needs the hyperparameters {missing}")
-        unknown = [p for p in params if p not in self.params]
+        unknown = [p for p in params if p not in self.params and p != "W0"]
         if unknown:
             raise ValueError(f"{self.name} has no hyperparameters {unknown} (it has {list(self.params)})")
         positional = [params.pop(p) for p in self.params if p not in self.keyword_params]
@@ -621,13 +639,13 @@ MULTITASK_BASELINES: dict[str, MultiTaskBaseline] = {
         MultiTaskBaseline(
             "l21", fit_l21, ("lam", "rho"), l21_objective,
             {"lam": tuple(float(v) for v in np.logspace(-4, 0, 13)), "rho": (0.0,)},
-            keyword_params=("rho",), relative=("lam",), penalty="l21",
+            keyword_params=("rho",), relative=("lam",), penalty="l21", warm_start="lam",
             description="joint feature selection, l2,1 norm of the rows of W",
         ),
         MultiTaskBaseline(
             "trace_norm", fit_trace_norm, ("lam", "rho"), trace_norm_objective,
             {"lam": tuple(float(v) for v in np.logspace(-4, 0, 13)), "rho": (0.0,)},
-            keyword_params=("rho",), relative=("lam",), penalty="trace",
+            keyword_params=("rho",), relative=("lam",), penalty="trace", warm_start="lam",
             description="low rank, nuclear norm of W",
         ),
         MultiTaskBaseline(
