@@ -110,10 +110,11 @@ def _support_newton(
             norms = np.linalg.norm(Vc, axis=1)
             safe = np.where(norms > 0, norms, 1.0)
             Gm = Gm + lam * Vc / safe[:, None]
-            for j in np.flatnonzero(norms > 0):
-                idx = pos[j + d * np.arange(T)]
-                u = Vc[j] / norms[j]
-                K[np.ix_(idx, idx)] += lam * (np.eye(T) - np.outer(u, u)) / norms[j]
+            rows = np.flatnonzero(norms > 0)
+            idx = pos[rows[:, None] + d * np.arange(T)[None, :]]  # (rows, T) positions in K
+            U = Vc[rows] / norms[rows, None]
+            blocks = (np.eye(T)[None] - U[:, :, None] * U[:, None, :]) * (lam / norms[rows])[:, None, None]
+            K[idx[:, :, None], idx[:, None, :]] += blocks
         else:
             Gm = Gm + lam * signs
         return Gm.T.ravel()[order], K
