@@ -44,11 +44,8 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 #: amtl_cvx.baselines.MULTITASK_BASELINES).
 _BASELINES = {
     "demo": ("pooled",),
-    # the two with closed forms (Newton for the logistic loss); on request (--baselines):
-    # l21 and trace_norm (FISTA: 0.7 s and 1.6 s on synthetic_dataset.mat, but 194 s for
-    # l21 on usps1.mat) and gomtl (alternating: 12 s on synthetic_dataset.mat, over
-    # 200 s on usps1.mat); measured with the other core busy
-    "fit": ("pooled", "mean_regularized"),
+    # all of them: their default grids on the release files take seconds (docs/baselines.md)
+    "fit": ("pooled", "mean_regularized", "l21", "trace_norm", "gomtl"),
 }
 
 #: Report labels of the models.

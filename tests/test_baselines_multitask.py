@@ -47,6 +47,7 @@ from amtl_cvx.problems.baselines import (
     PooledProblem,
     TraceNormProblem,
 )
+from solvers import baselines as fast_baselines
 from solvers.baselines import lambda_max, relative_duality_gap, solve_gomtl_basis, solve_gomtl_codes, solve_penalized
 
 W_RTOL = 1e-6  # unique minimisers: ||W_a - W_b|| / ||W_b||
@@ -341,6 +342,168 @@ def test_gomtl_warns_at_max_iter():
     with pytest.warns(ConvergenceWarning, match="max_iter=1"):
         fit = fit_gomtl(_random(), 2, 0.05, 0.1, max_iter=1)
     assert not fit.converged and fit.n_iter == 1
+
+
+def _gomtl_logistic(seed=0):
+    return make_classification_tasks(n_tasks=6, n_features=10, n_samples=60, random_state=seed).train
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5])
+def test_gomtl_codes_certified_from_a_far_warm_start(seed):
+    """Logistic S-step at 2 L (or 5 L) warm-started from the codes at L, as after a step that
+    rescales the basis: the first proximal Newton step is far and raises the objective while
+    its certified gap falls a little. Such a point must not be accepted (it was, the task
+    then stalled with a gap near 0.3); the step certifies every task and matches the cold
+    start."""
+    data = _gomtl_logistic(seed)
+    steps = fast_baselines.GOMTLSteps(data.Xs, data.ys, "logistic")
+    for k, mu, c in [(2, 0.03, 2.0), (3, 0.03, 2.0), (3, 0.1, 5.0)]:
+        L = gomtl_initial_basis(data, k, "logistic")
+        S0 = steps.codes(L, mu).solution
+        warm, cold = steps.codes(c * L, mu, S0=S0), steps.codes(c * L, mu)
+        assert warm.converged and warm.certificate <= 1e-10 and cold.converged
+        assert abs(warm.objective - cold.objective) <= 1e-9 * cold.objective
+        Ms = [X @ (c * L) for X in data.Xs]
+        gaps = [relative_duality_gap([M], [y], warm.solution[:, [t]], mu, penalty="l1", loss="logistic")
+                for t, (M, y) in enumerate(zip(Ms, data.ys))]
+        assert max(gaps) <= 1e-10
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_gomtl_steps_padded_and_segmented_rows_agree(loss, monkeypatch):
+    """Tasks of unequal sizes are padded with zero-weight rows into one (T, n, d) array
+    (batched products); without padding the per-task sums are segment reductions. Both give
+    the same steps, each certified."""
+    data = _random() if loss == "squared" else _logistic()
+    k, mu, lam = 2, 0.02, 0.1
+    L = gomtl_initial_basis(data, k, loss)
+    padded = fast_baselines.GOMTLSteps(data.Xs, data.ys, loss)
+    monkeypatch.setattr(fast_baselines, "_PAD_MAX", 0.0)
+    segmented = fast_baselines.GOMTLSteps(data.Xs, data.ys, loss)
+    assert padded._X3 is not None and segmented._X3 is None
+    for steps in (padded, segmented):
+        assert steps.objective(L, np.ones((k, data.n_tasks)), mu, lam) == pytest.approx(
+            gomtl_objective(L, np.ones((k, data.n_tasks)), data, mu=mu, lam=lam, loss=loss), rel=1e-12)
+    S_p, S_s = padded.codes(L, mu), segmented.codes(L, mu)
+    assert S_p.converged and S_s.converged
+    np.testing.assert_allclose(S_p.solution, S_s.solution, rtol=1e-8, atol=1e-10)
+    L_p, L_s = padded.basis(S_p.solution, lam, L0=L), segmented.basis(S_p.solution, lam, L0=L)
+    assert L_p.converged and L_s.converged
+    np.testing.assert_allclose(L_p.solution, L_s.solution, rtol=1e-8, atol=1e-10)
+    assert L_p.objective == pytest.approx(L_s.objective, rel=1e-12)
+
+
+def test_pcg_bounds_hold_for_any_iterate():
+    """``_pcg`` returns ``lb <= g'H^{-1}g <= ub`` whatever the number of iterations, the
+    preconditioner or the start (the L-step's certificate is built on them)."""
+    rng = np.random.default_rng(0)
+    n, lam2 = 30, 1e-3
+    A = rng.standard_normal((60, n)) * np.logspace(-2, 1, n)
+    H = A.T @ A + lam2 * np.eye(n)
+    g = rng.standard_normal(n)
+    exact = g @ np.linalg.solve(H, g)
+    for budget in (1, 2, 5, 40):
+        for psolve in (lambda r: r, lambda r: r / np.diag(H)):
+            for x0 in (None, rng.standard_normal(n)):
+                p, lb, ub, status = fast_baselines._pcg(lambda v: H @ v, g, psolve, lam2, target=None,
+                                                        rtol=1e-12, budget=budget, x0=x0)
+                assert lb <= exact * (1 + 1e-12) and exact <= ub * (1 + 1e-12)
+    p, lb, ub, status = fast_baselines._pcg(lambda v: H @ v, g, lambda r: np.linalg.solve(H, r), lam2,
+                                            target=None, rtol=1e-12, budget=5)
+    assert status == "solved" and ub - lb <= 1e-8 * exact
+
+
+def test_gomtl_logistic_basis_certificate_bounds_the_exact_decrement():
+    """The logistic L-step's certificate (conjugate gradients with a kept preconditioner)
+    is at least the exact relative Newton decrement (dense Hessian, from the data); the
+    second and third calls reuse the first call's preconditioner with other codes."""
+    data = _gomtl_logistic(1)
+    k, lam, mu = 3, 1e-3, 0.03
+    steps = fast_baselines.GOMTLSteps(data.Xs, data.ys, "logistic")
+    L = gomtl_initial_basis(data, k, "logistic")
+    d = data.n_features
+
+    def grad_hess(L_, S_):
+        g, H = 2 * lam * L_.ravel(order="F"), 2 * lam * np.eye(d * k)
+        for t, (X, y) in enumerate(zip(data.Xs, data.ys)):
+            m = y * (X @ L_ @ S_[:, t])
+            p = 1 / (1 + np.exp(m))
+            g += np.kron(S_[:, t], X.T @ (-y * p) / len(y))
+            H += np.kron(np.outer(S_[:, t], S_[:, t]), (X.T * (p * (1 - p))) @ X / len(y))
+        return g, H
+
+    S = None
+    for _ in range(3):
+        S = steps.codes(L, mu, S0=S).solution
+        res = steps.basis(S, lam, L0=L)
+        g, H = grad_hess(res.solution, S)
+        g0, H0 = grad_hess(np.zeros_like(L), S)
+        exact = np.sqrt(g @ np.linalg.solve(H, g) / (g0 @ np.linalg.solve(H0, g0)))
+        assert res.converged and exact <= res.certificate * (1 + 1e-6) + 1e-15
+        fresh = solve_gomtl_basis(data.Xs, data.ys, S, lam, loss="logistic", L0=L)
+        np.testing.assert_allclose(res.solution, fresh.solution, rtol=1e-7, atol=1e-9)
+        L = res.solution
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_gomtl_acceleration_fewer_alternations_same_rule(loss):
+    """The extrapolation and the balancing of the columns reach the stopping rule in far
+    fewer alternations than plain alternation, no higher; the history is non-increasing,
+    and from the returned point one more plain alternation (exact S-step, exact L-step)
+    lowers the objective by at most tol relative (the plain rule holds there)."""
+    data = (make_classification_tasks if loss == "logistic" else make_regression_tasks)(
+        n_tasks=6, n_features=10, n_samples=60, random_state=0).train
+    k, mu, lam, tol = 3, 0.01, 1e-3, 1e-6
+    fast = fit_gomtl(data, k, mu, lam, loss, max_iter=2000)
+    plain = fit_gomtl(data, k, mu, lam, loss, max_iter=2000, accelerate=False)
+    assert fast.converged and plain.converged
+    assert fast.n_iter <= plain.n_iter / 5 and fast.objective <= plain.objective
+    assert np.all(np.diff(fast.objective_history) <= 0)
+    assert fast.objective == gomtl_objective(fast.L, fast.S, data, mu=mu, lam=lam, loss=loss)
+    steps = fast_baselines.GOMTLSteps(data.Xs, data.ys, loss)
+    S = steps.codes(fast.L, mu, S0=fast.S).solution
+    L = steps.basis(S, lam, L0=fast.L).solution
+    assert fast.objective - gomtl_objective(L, S, data, mu=mu, lam=lam, loss=loss) <= tol * fast.objective
+
+
+def test_gomtl_balance_is_the_best_rescaling():
+    """``gomtl_balance`` keeps ``W = L S`` and lowers ``mu ||S||_1 + lam ||L||_F^2`` by the
+    returned amount to its minimum over the rescalings ``(L diag(c), diag(c)^{-1} S)``."""
+    rng = np.random.default_rng(0)
+    L, S = rng.standard_normal((5, 3)) * [1.0, 10.0, 0.1], rng.standard_normal((3, 4))
+    S[2] = 0.0  # an unused latent task: left as it is
+    mu, lam = 0.3, 0.02
+
+    def penalty(L_, S_):
+        return mu * np.abs(S_).sum() + lam * np.sum(L_ * L_)
+
+    Lb, Sb, drop = fast_baselines.gomtl_balance(L, S, mu, lam)
+    np.testing.assert_allclose(Lb @ Sb, L @ S, rtol=1e-14, atol=1e-14)
+    np.testing.assert_array_equal(Lb[:, 2], L[:, 2])
+    assert drop > 0 and penalty(L, S) - penalty(Lb, Sb) == pytest.approx(drop, rel=1e-12)
+    for i in range(2):  # no rescaling of one column does better
+        for c in (0.9, 1.1):
+            scale = np.ones(3)
+            scale[i] = c
+            assert penalty(Lb * scale, Sb / scale[:, None]) > penalty(Lb, Sb)
+    assert fast_baselines.gomtl_balance(Lb, Sb, mu, lam)[2] <= 1e-14
+
+
+def test_gomtl_initial_basis_is_kept_per_data():
+    """The single-task ridge behind the initial basis is computed once per data set (a digest
+    of its bytes): the same data give the same basis, other targets another one."""
+    data = _logistic()
+    first = gomtl_initial_basis(data, 2, "logistic")
+    np.testing.assert_array_equal(gomtl_initial_basis(data, 2, "logistic"), first)
+    np.testing.assert_array_equal(gomtl_initial_basis(data, 3, "logistic")[:, :2], first)
+    flipped = MultiTaskData(data.Xs, [np.where(np.arange(len(y)) % 3 == 0, -y, y) for y in data.ys])  # other targets
+    U = np.linalg.svd(fit_single_task(flipped, 1e-2, "logistic"))[0][:, :2]
+    L = gomtl_initial_basis(flipped, 2, "logistic")
+    np.testing.assert_allclose(L @ L.T, U @ U.T, atol=1e-10)
+    assert not np.allclose(L @ L.T, first @ first.T)
+    U = np.linalg.svd(fit_single_task(data, 0.1, "logistic"))[0][:, :2]
+    L = gomtl_initial_basis(data, 2, "logistic", init_ridge=0.1)  # init_ridge is part of the key
+    np.testing.assert_allclose(L @ L.T, U @ U.T, atol=1e-10)
 
 
 # ------------------------------------------------------- registry, estimators
