@@ -197,20 +197,27 @@ def _newton(
             history.append(cert)
         if cert <= tol or it >= max_iter or not dec > 0:
             break
-        alpha, accepted = 1.0, False
-        gnorm = float(np.linalg.norm(g))
-        while alpha >= 1e-12:
-            x_new = x - alpha * p
-            f_new, g_new, hess_new = value_grad(x_new)
-            if f_new <= f - 1e-4 * alpha * dec or (f_new <= f + 64 * _EPS * abs(f) and np.linalg.norm(g_new) < gnorm):
-                accepted = True
-                break
-            alpha *= 0.5
+        step = _armijo(value_grad, x, p, dec, f, g)
         it += 1
-        if not accepted:
+        if step is None:
             break
-        x, f, g, hess = x_new, f_new, g_new, hess_new
+        x, f, g, hess = step
     return x, it, cert
+
+
+def _armijo(value_grad, x: np.ndarray, p: np.ndarray, dec: float, f: float, g: np.ndarray):
+    """Backtracking along ``-p`` (``dec = g'p``): ``(x_new, f_new, g_new, extra)`` of the
+    first ``alpha = 1, 1/2, ...`` with ``F`` lowered by ``1e-4 alpha dec``, or (where ``F``
+    no longer resolves the decrease) not raised beyond rounding with a smaller gradient;
+    ``None`` below ``alpha = 1e-12``. ``value_grad(x) -> (f, g, extra)``."""
+    alpha, gnorm = 1.0, float(np.linalg.norm(g))
+    while alpha >= 1e-12:
+        x_new = x - alpha * p
+        f_new, g_new, extra = value_grad(x_new)
+        if f_new <= f - 1e-4 * alpha * dec or (f_new <= f + 64 * _EPS * abs(f) and np.linalg.norm(g_new) < gnorm):
+            return x_new, f_new, g_new, extra
+        alpha *= 0.5
+    return None
 
 
 def _cholesky(H: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -1319,19 +1326,11 @@ class GOMTLSteps:
             rtol = float(np.clip(cert, 1e-6, 1e-2))
             if cert <= tol or it >= max_iter or not dec > 0:
                 break
-            alpha, accepted = 1.0, False
-            gnorm = float(np.linalg.norm(g))
-            while alpha >= 1e-12:
-                L_new = L - alpha * p
-                f_new, g_new, Dw_new = value_grad(L_new)
-                if f_new <= f - 1e-4 * alpha * dec or (f_new <= f + 64 * _EPS * abs(f) and np.linalg.norm(g_new) < gnorm):
-                    accepted = True
-                    break
-                alpha *= 0.5
+            step = _armijo(value_grad, L, p, dec, f, g)
             it += 1
-            if not accepted:
+            if step is None:
                 break
-            L, f, g, Dw = L_new, f_new, g_new, Dw_new
+            L, f, g, Dw = step
             if it == 1 and not refreshed and state[3] >= refresh_cost:
                 # the kept preconditioner has aged: the CG iterations it cost beyond those right
                 # after its last renewal add up to a renewal; renew it here, after the first
