@@ -44,7 +44,8 @@ Newton (:mod:`solvers.prox_newton`: quadratic models with the tasks' Hessians, e
 minimised without passes over the data), stopped on the same duality gap as below. On
 usps1.mat (10 tasks, 88 PCA features, 10,000 rows) FISTA on the logistic loss needed
 20,000 iterations (69 s, one BLAS thread) at ``lam = 1e-4 lambda_max`` and did not
-certify; proximal Newton certifies it in 9 iterations. With the squared loss they are
+certify; proximal Newton certifies it (gap 4e-10) in 15 outer iterations, 1.7 s, from
+zero, or 6 from the solution at the next larger ``lam`` of the default grid. With the squared loss they are
 solved by FISTA with a constant step
 ``1 / Lip`` (``Lip = max_t ||X_t||_2^2 / n_t``, a quarter of it for the logistic loss,
 plus ``2 rho``) and O'Donoghue-Candes gradient restarts, stopped on the **relative
