@@ -1084,10 +1084,11 @@ class GOMTLSteps:
             dual = per_task(ent * w)
         with np.errstate(invalid="ignore", divide="ignore"):
             gap = np.where(P > 0, np.maximum(P - dual, 0.0) / P, 0.0)
-        if self._X3 is not None and D is not None:
-            D_all = np.zeros((T, Z.shape[0] // T))
-            D_all[slice(None) if tasks is None else tasks] = D
-            D = D_all.reshape(-1)
+        if self._X3 is not None:  # only the rows of ``tasks`` were read: P, gap, corr are theirs
+            if D is not None:
+                D_all = np.zeros((T, Z.shape[0] // T))
+                D_all[slice(None) if tasks is None else tasks] = D
+                D = D_all.reshape(-1)
         elif tasks is not None:
             P, gap, corr = P[tasks], gap[tasks], corr[tasks]
         return P, gap, corr, D
