@@ -393,6 +393,26 @@ def test_gomtl_steps_padded_and_segmented_rows_agree(loss, monkeypatch):
     assert L_p.objective == pytest.approx(L_s.objective, rel=1e-12)
 
 
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_gomtl_codes_from_a_warm_start_padded_and_segmented(loss, monkeypatch):
+    """From a warm start far from the codes, the S-step re-evaluates only the tasks it
+    has not certified; padded and segmented layouts give the same certified codes (the
+    padded squared-loss path once indexed those tasks twice: an IndexError on
+    synthetic_inbalance_1.mat)."""
+    data = _rank_deficient() if loss == "squared" else _logistic()
+    k = 5 if loss == "squared" else 3
+    L = gomtl_initial_basis(data, k, loss)
+    mu = 1e-3 * lambda_max([X @ L for X in data.Xs], data.ys, penalty="l1", loss=loss)
+    S0 = 100.0 * np.random.default_rng(2).standard_normal((k, data.n_tasks))
+    padded = fast_baselines.GOMTLSteps(data.Xs, data.ys, loss)
+    monkeypatch.setattr(fast_baselines, "_PAD_MAX", 0.0)
+    segmented = fast_baselines.GOMTLSteps(data.Xs, data.ys, loss)
+    assert padded._X3 is not None and segmented._X3 is None
+    S_p, S_s = padded.codes(L, mu, S0=S0), segmented.codes(L, mu, S0=S0)
+    assert S_p.converged and S_s.converged
+    np.testing.assert_allclose(S_p.solution, S_s.solution, rtol=1e-8, atol=1e-10)
+
+
 def test_pcg_bounds_hold_for_any_iterate():
     """``_pcg`` returns ``lb <= g'H^{-1}g <= ub`` whatever the number of iterations, the
     preconditioner or the start (the L-step's certificate is built on them)."""
