@@ -316,8 +316,9 @@ def prox_newton(
             P, D = certificate(W_try)
             if not (P < best_P or D > best_D):
                 break
+        else:
+            P, D = certificate(W_try)
         W = W_try
-        P, D = certificate(W)
         if P <= best_P:
             best, best_P = W, P
         best_D = max(best_D, D)
