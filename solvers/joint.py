@@ -3,7 +3,11 @@ r"""The whole AMTL problem over ``(W, B)``: a stationarity certificate and a joi
 The problem (``docs/objective.md``)::
 
     min_{W, B}  F(W, B) = sum_t a_t(B) L_t(w_t) + lam ||W - W B||_F^2 + ridge ||W||_F^2
+                          + rho ||B||_F^2
     s.t.        B >= 0, diag(B) = 0,       a_t(B) = 1 + mu c_t sum_s B[t, s]
+
+(``rho``, the transfer ridge, is 0 in the paper's objective; with ``rho > 0`` every
+B-step is strictly convex, its minimiser unique, and ``B`` bounded.)
 
 On the feasible set ``||B[t, :]||_1`` is the row sum, so ``F`` is smooth there (and
 biconvex, not convex: Algorithm 1's alternation and this solver find stationary points).
@@ -115,7 +119,8 @@ class _Losses:
 
 
 def _kkt(
-    Lf: _Losses, W: np.ndarray, B: np.ndarray, lam: float, mu: float, c: np.ndarray, ridge: float
+    Lf: _Losses, W: np.ndarray, B: np.ndarray, lam: float, mu: float, c: np.ndarray, ridge: float,
+    rho: float = 0.0,
 ) -> float:
     L, gL = Lf(W)
     a = 1.0 + mu * c * B.sum(axis=1)
@@ -123,7 +128,7 @@ def _kkt(
     gW = gL * a + 2.0 * lam * (R - R @ B.T) + 2.0 * ridge * W
     refW = np.linalg.norm(Lf.grad_at_zero * a)
     p = mu * c * L
-    gB = p[:, None] - 2.0 * lam * (W.T @ R)
+    gB = p[:, None] - 2.0 * lam * (W.T @ R) + 2.0 * rho * B
     gB0 = p[:, None] - 2.0 * lam * (W.T @ W)
     off = ~np.eye(Lf.T, dtype=bool)
     resB = np.linalg.norm(np.minimum(B, gB)[off])
@@ -145,7 +150,8 @@ _NEWTON_STABLE = 10
 
 
 def _reduced_hessian(
-    Lf: "_Losses", W: np.ndarray, B: np.ndarray, lam: float, mu: float, c: np.ndarray, ridge: float
+    Lf: "_Losses", W: np.ndarray, B: np.ndarray, lam: float, mu: float, c: np.ndarray, ridge: float,
+    rho: float = 0.0,
 ) -> np.ndarray | None:
     """Hessian of ``G(W) = min_B F(W, B)`` on the current support of ``B`` (squared loss).
 
@@ -154,7 +160,7 @@ def _reduced_hessian(
         H_G = H_WW - K' H_BB^{-1} K,
         H_WW = blockdiag(a_t X_t'X_t / n_t) + 2 lam (M M' kron I_d) + 2 ridge I,  M = I - B,
         K[(s, j), block t] = [t = s] (mu c_s grad L_s - 2 lam r_j) - 2 lam M[t, j] w_s,
-        H_BB = blockdiag_j(2 lam W_Sj' W_Sj)
+        H_BB = blockdiag_j(2 lam W_Sj' W_Sj + 2 rho I)
 
     (``r_j = W m_j``). Returns None when a block ``W_Sj' W_Sj`` is singular (a
     degenerate support: the minimiser over ``B`` is not unique and ``G`` has no
@@ -168,7 +174,7 @@ def _reduced_hessian(
             continue
         WS = W[:, S]
         try:
-            Lc = np.linalg.cholesky(2.0 * lam * (WS.T @ WS))
+            Lc = np.linalg.cholesky(2.0 * lam * (WS.T @ WS) + 2.0 * rho * np.eye(S.size))
         except np.linalg.LinAlgError:
             return None
         if np.min(np.diag(Lc)) <= 1e-8 * np.max(np.diag(Lc)):
@@ -199,20 +205,21 @@ def _reduced_hessian(
     return H
 
 
-def _prepare(Xs, ys, lam, mu, c, loss, ridge):
+def _prepare(Xs, ys, lam, mu, c, loss, ridge, transfer_ridge=0.0):
     lossf = get_loss(loss)
     Xl, yl = _check_tasks(Xs, ys, lossf)
     T = len(Xl)
     lam_f = _check_scalar(lam, "lam", strict=True)
     mu_f = _check_scalar(mu, "mu", strict=False)
     ridge_f = _check_scalar(ridge, "ridge", strict=False)
+    rho_f = _check_scalar(transfer_ridge, "transfer_ridge", strict=False)
     if c is None:
         c_a = np.ones(T)
     else:
         c_a = _check_array(c, "c", ndim=1)
         if c_a.shape != (T,) or np.any(c_a < 0):
             raise ValueError(f"c must be a nonnegative vector of shape ({T},)")
-    return Xl, yl, lam_f, mu_f, c_a, lossf.name, ridge_f
+    return Xl, yl, lam_f, mu_f, c_a, lossf.name, ridge_f, rho_f
 
 
 def amtl_kkt_residual(
@@ -226,6 +233,7 @@ def amtl_kkt_residual(
     c: Any = None,
     loss: str = "squared",
     ridge: float = 0.0,
+    transfer_ridge: float = 0.0,
 ) -> float:
     """Relative KKT residual of the whole AMTL problem at ``(W, B)``.
 
@@ -244,17 +252,21 @@ def amtl_kkt_residual(
     c : numpy.ndarray, optional
         Imbalance weights (default ones).
     loss : {"squared", "logistic"}
+    transfer_ridge : float, default=0.0
+        ``rho``, the weight of ``||B||_F^2``.
 
     Returns
     -------
     float
     """
-    Xl, yl, lam_f, mu_f, c_a, loss_name, ridge_f = _prepare(Xs, ys, lam, mu, c, loss, ridge)
+    Xl, yl, lam_f, mu_f, c_a, loss_name, ridge_f, rho_f = _prepare(
+        Xs, ys, lam, mu, c, loss, ridge, transfer_ridge
+    )
     T, d = len(Xl), Xl[0].shape[1]
     Wa = _check_W(W, d, T, "W")
     Bv = _check_transfer(B, T, "B")
     Bd = Bv.toarray() if hasattr(Bv, "toarray") else np.asarray(Bv)
-    return _kkt(_Losses(Xl, yl, loss_name), Wa, Bd, lam_f, mu_f, c_a, ridge_f)
+    return _kkt(_Losses(Xl, yl, loss_name), Wa, Bd, lam_f, mu_f, c_a, ridge_f, rho_f)
 
 
 def solve_amtl(
@@ -272,6 +284,7 @@ def solve_amtl(
     max_iter: int = 1000,
     bstep_tol: float = 1e-9,
     memory: int = 20,
+    transfer_ridge: float = 0.0,
 ) -> SolverResult:
     """Minimise the whole AMTL objective by L-BFGS over ``W`` with exact B-steps.
 
@@ -303,6 +316,8 @@ def solve_amtl(
         Certificate tolerance of every B-step.
     memory : int, default=20
         L-BFGS correction pairs.
+    transfer_ridge : float, default=0.0
+        ``rho >= 0``, the weight of ``||B||_F^2`` (module docstring).
 
     Returns
     -------
@@ -311,7 +326,9 @@ def solve_amtl(
         iterations; ``certificate`` the KKT residual at the returned point;
         ``history`` the objective after every iteration (non-increasing).
     """
-    Xl, yl, lam_f, mu_f, c_a, loss_name, ridge_f = _prepare(Xs, ys, lam, mu, c, loss, ridge)
+    Xl, yl, lam_f, mu_f, c_a, loss_name, ridge_f, rho_f = _prepare(
+        Xs, ys, lam, mu, c, loss, ridge, transfer_ridge
+    )
     tol_f, max_it = _check_solver_options(tol, max_iter)
     T, d = len(Xl), Xl[0].shape[1]
     W = _check_W(W0, d, T, "W0").copy()
@@ -332,11 +349,12 @@ def solve_amtl(
         Wx = to_w(x)
         L, gL = Lf(Wx)
         Bx = solve_transfer(
-            Wx, mu_f * c_a * L, lam_f, B0=state["B"], tol=bstep_tol, max_iter=_BSTEP_MAX_ITER
+            Wx, mu_f * c_a * L, lam_f, B0=state["B"], tol=bstep_tol, max_iter=_BSTEP_MAX_ITER,
+            ridge=rho_f,
         ).solution
         a = 1.0 + mu_f * c_a * Bx.sum(axis=1)
         R = Wx - Wx @ Bx
-        f = float(a @ L + lam_f * np.sum(R * R) + ridge_f * np.sum(Wx * Wx))
+        f = float(a @ L + lam_f * np.sum(R * R) + ridge_f * np.sum(Wx * Wx) + rho_f * np.sum(Bx * Bx))
         gW = gL * a + 2.0 * lam_f * (R - R @ Bx.T) + 2.0 * ridge_f * Wx
         state.update(x=x.copy(), f=f, B=Bx, gW=gW)
         return f, np.einsum("tij,jt->ti", Rinv, gW).ravel()  # grad_u = Rt^{-1} grad_w
@@ -352,7 +370,7 @@ def solve_amtl(
     x = to_u(W)
     f0, _ = fg(x)
     history = [f0]
-    cert = _kkt(Lf, W, state["B"], lam_f, mu_f, c_a, ridge_f)
+    cert = _kkt(Lf, W, state["B"], lam_f, mu_f, c_a, ridge_f, rho_f)
     n_iter = 0
     fails = 0
     # Newton finish: when the support of B stops changing (see _NEWTON_STABLE)
@@ -362,7 +380,7 @@ def solve_amtl(
     def factor(Wx: np.ndarray, Bx: np.ndarray):
         """Cholesky factor of G's Hessian on the support of ``Bx``, or None where Newton
         does not apply (a degenerate support, or a Hessian that is not positive definite)."""
-        H = _reduced_hessian(Lf, Wx, Bx, lam_f, mu_f, c_a, ridge_f)
+        H = _reduced_hessian(Lf, Wx, Bx, lam_f, mu_f, c_a, ridge_f, rho_f)
         try:
             return None if H is None else cho_factor(H)
         except np.linalg.LinAlgError:
@@ -374,7 +392,7 @@ def solve_amtl(
         xi = intermediate_result.x
         history.append(float(intermediate_result.fun))
         evaluate_at(xi)
-        cert = _kkt(Lf, to_w(xi), state["B"], lam_f, mu_f, c_a, ridge_f)
+        cert = _kkt(Lf, to_w(xi), state["B"], lam_f, mu_f, c_a, ridge_f, rho_f)
         if cert <= tol_f or n_iter >= max_it:
             raise StopIteration
         if newton_ok:
@@ -418,7 +436,7 @@ def solve_amtl(
             x = x_new
             n_iter += 1
             history.append(f_new)
-            cert = _kkt(Lf, to_w(x), state["B"], lam_f, mu_f, c_a, ridge_f)
+            cert = _kkt(Lf, to_w(x), state["B"], lam_f, mu_f, c_a, ridge_f, rho_f)
         return x, True
 
     while cert > tol_f and n_iter < max_it and fails < 3:
@@ -438,7 +456,7 @@ def solve_amtl(
         fails = fails + 1 if n_iter == start_iter or history[-1] >= start_f else 0
     evaluate_at(x)
     W, B = to_w(x), state["B"]
-    cert = _kkt(Lf, W, B, lam_f, mu_f, c_a, ridge_f)
+    cert = _kkt(Lf, W, B, lam_f, mu_f, c_a, ridge_f, rho_f)
     return SolverResult(
         solution=(W, B), objective=state["f"], n_iter=n_iter, converged=bool(cert <= tol_f),
         certificate=float(cert), tol=tol_f, history=tuple(history),

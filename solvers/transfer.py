@@ -69,6 +69,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from solvers.result import SolverResult
+from solvers.ridge_transfer import solve_ridge_unit
 
 __all__ = ["solve_transfer", "transfer_objective", "transfer_kkt_residual"]
 
@@ -147,6 +148,16 @@ def _check_B(B: np.ndarray, T: int, name: str) -> np.ndarray:
     return B
 
 
+def _check_ridge(ridge: Any) -> float:
+    """The transfer ridge: a finite real ``>= 0``."""
+    if isinstance(ridge, bool) or not isinstance(ridge, (Real, np.floating, np.integer)):
+        raise ValueError(f"ridge must be a real number, got {ridge!r}")
+    rho = float(ridge)
+    if not np.isfinite(rho) or rho < 0:
+        raise ValueError(f"ridge must be finite and >= 0, got {ridge}")
+    return rho
+
+
 def _grad_scale(W: np.ndarray, p: np.ndarray, lam: float) -> float:
     """``2 lam max_s ||w_s||^2 + max_s p_s`` (>= ``max |gradient at B = 0|``), or 1."""
     scale = 2.0 * lam * float(np.max(np.einsum("ij,ij->j", W, W))) + float(np.max(p))
@@ -160,11 +171,14 @@ def _block_size(rows: int, per_col: int = 1) -> int:
 # --------------------------------------------------------------------------------------
 # public helpers
 # --------------------------------------------------------------------------------------
-def transfer_objective(W: np.ndarray, B: np.ndarray, penalty: np.ndarray, lam: float) -> float:
+def transfer_objective(
+    W: np.ndarray, B: np.ndarray, penalty: np.ndarray, lam: float, *, ridge: float = 0.0
+) -> float:
     r"""Value of the B-step objective.
 
-    ``lam * ||W - W B||_F^2 + sum_{s,t} p_s * B[s, t]``, i.e.
-    ``lam * ||W - W B||_F^2 + sum_s p_s * sum_t B[s, t]`` (constraints not checked).
+    ``lam * ||W - W B||_F^2 + sum_{s,t} p_s * B[s, t] + ridge * ||B||_F^2``, i.e.
+    ``lam * ||W - W B||_F^2 + sum_s p_s * sum_t B[s, t] + ridge * ||B||_F^2``
+    (constraints not checked).
 
     Parameters
     ----------
@@ -176,6 +190,8 @@ def transfer_objective(W: np.ndarray, B: np.ndarray, penalty: np.ndarray, lam: f
         ``p``, shape ``(T,)``, nonnegative.
     lam : float
         Coupling weight, ``> 0``.
+    ridge : float, default=0.0
+        Weight of ``||B||_F^2``, ``>= 0`` (the transfer ridge).
 
     Returns
     -------
@@ -183,13 +199,15 @@ def transfer_objective(W: np.ndarray, B: np.ndarray, penalty: np.ndarray, lam: f
         The objective value.
     """
     W, p, lam = _check_inputs(W, penalty, lam)
+    rho = _check_ridge(ridge)
     B = _check_B(B, W.shape[1], "B")
     R = W - W @ B
-    return float(lam * np.einsum("ij,ij->", R, R) + p @ B.sum(axis=1))
+    return float(lam * np.einsum("ij,ij->", R, R) + p @ B.sum(axis=1) + rho * np.einsum("ij,ij->", B, B))
 
 
 def transfer_kkt_residual(
-    W: np.ndarray, B: np.ndarray, penalty: np.ndarray, lam: float, *, columns: Any = None
+    W: np.ndarray, B: np.ndarray, penalty: np.ndarray, lam: float, *, columns: Any = None,
+    ridge: float = 0.0,
 ) -> float:
     r"""Relative KKT residual of ``B`` for the B-step (the stopping certificate).
 
@@ -211,6 +229,9 @@ def transfer_kkt_residual(
     the smaller of the two keeps the certificate at least as strict as a residual
     relative to the gradient at the origin. ``r`` dominates the usual
     ``|min(B, g)|`` residual, and the certificate is 0 exactly at a minimiser.
+    With a transfer ridge ``rho`` (the term ``rho ||B||_F^2``), ``g`` gains
+    ``2 rho B`` and ``sigma[s, t]`` gains ``2 rho B[s, t]``; ``scale`` is unchanged
+    (the gradient at ``B = 0`` is).
     For an infeasible ``B`` (any negative entry or nonzero diagonal entry) the
     certificate is ``inf``.  Cost ``O(d T^2)``; ``G`` is not formed.
 
@@ -227,6 +248,8 @@ def transfer_kkt_residual(
     columns : sequence of int, optional
         Certify only these columns of ``B`` (each column is an independent problem);
         default all.
+    ridge : float, default=0.0
+        The transfer ridge ``rho >= 0``.
 
     Returns
     -------
@@ -234,6 +257,7 @@ def transfer_kkt_residual(
         The relative KKT residual (``inf`` if ``B`` is infeasible).
     """
     W, p, lam = _check_inputs(W, penalty, lam)
+    rho = _check_ridge(ridge)
     T = W.shape[1]
     B = _check_B(B, T, "B")
     if np.any(B < 0) or np.any(np.diag(B) != 0):
@@ -248,7 +272,8 @@ def transfer_kkt_residual(
     for start in range(0, which.size, nb):
         cols = which[start : start + nb]
         Bb = B[:, cols].T
-        worst = max(worst, float(_entry_relative(W, p, lam, cols, W[:, cols] - W @ Bb.T, Bb, norms, scale).max()))
+        worst = max(worst, float(_entry_relative(W, p, lam, cols, W[:, cols] - W @ Bb.T, Bb, norms, scale,
+                                                 rho).max()))
     return worst
 
 
@@ -342,15 +367,16 @@ def _entry_residuals(
 
 def _entry_relative(
     W: np.ndarray, p: np.ndarray, lam: float, cols: np.ndarray, R: np.ndarray, Bb: np.ndarray,
-    norms: np.ndarray, scale: float,
+    norms: np.ndarray, scale: float, rho: float = 0.0,
 ) -> np.ndarray:
     """``r[s, t] / min(sigma[s, t], scale)`` for the columns ``cols`` (rows of the result),
-    from their residuals ``R`` (d x len(cols)) and their entries ``Bb`` (len(cols) x T)."""
-    g = p[None, :] - (2.0 * lam) * (R.T @ W)  # (columns, senders)
+    from their residuals ``R`` (d x len(cols)) and their entries ``Bb`` (len(cols) x T);
+    ``rho`` the transfer ridge."""
+    g = p[None, :] - (2.0 * lam) * (R.T @ W) + (2.0 * rho) * Bb  # (columns, senders)
     r = np.where(Bb > 0, np.abs(g), np.maximum(-g, 0.0))
     r[np.arange(cols.size), cols] = 0.0
     m = norms[cols] + Bb @ norms
-    sig = np.minimum(p[None, :] + (2.0 * lam) * m[:, None] * norms[None, :], scale)
+    sig = np.minimum(p[None, :] + (2.0 * lam) * m[:, None] * norms[None, :] + (2.0 * rho) * Bb, scale)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(r > 0, r / sig, 0.0)
 
@@ -1239,13 +1265,18 @@ def solve_transfer(
     tol: float = 1e-10,
     max_iter: int = 10_000,
     record_history: bool = False,
+    ridge: float = 0.0,
 ) -> SolverResult:
     r"""Solve the AMTL B-step exactly (working set + batched active-set core).
 
     Solves::
 
-        min_B  lam * ||W - W B||_F^2 + sum_{s,t} p_s * B[s, t]
+        min_B  lam * ||W - W B||_F^2 + sum_{s,t} p_s * B[s, t]  (+ ridge * ||B||_F^2)
         s.t.   B >= 0, diag(B) = 0
+
+    With ``ridge > 0`` (the transfer ridge) every column is strictly convex and is
+    solved by block principal pivoting instead (:mod:`solvers.ridge_transfer`); the
+    certificate is the one below with the ridge's terms (:func:`transfer_kkt_residual`).
 
     column by column (``min_{b >= 0, b_t = 0} lam * ||w_t - W b||^2 + p' b``), all
     columns vectorised; see the module docstring for the algorithm.  ``G = W' W`` is
@@ -1290,6 +1321,8 @@ def solve_transfer(
         both end when no KKT violator is left.
     record_history : bool, default False
         Record the largest violation after every step or round.
+    ridge : float, default 0.0
+        The transfer ridge ``rho >= 0`` (weight of ``||B||_F^2``).
 
     Returns
     -------
@@ -1329,6 +1362,7 @@ def solve_transfer(
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     if B0 is not None:
         B0 = _check_B(B0, T, "B0")
+    rho = _check_ridge(ridge)
 
     sigma = float(np.max(np.abs(W)))
     if sigma == 0.0:  # W = 0: every B costs p'B >= 0 and gains nothing
@@ -1337,8 +1371,12 @@ def solve_transfer(
     # (W, p, lam) -> (W / sigma, p / (lam sigma^2), 1): solve in those units, where no
     # magnitude of W or lam overflows or underflows, and scale the objective back. A
     # price above _P_MAX keeps every entry of B at zero, exactly as a larger one would.
-    unit = _solve_unit(W / sigma, np.minimum(p / lam / sigma / sigma, _P_MAX), B0, tol, max_iter,
-                       record_history)
+    p_unit = np.minimum(p / lam / sigma / sigma, _P_MAX)
+    if rho > 0:
+        unit = _solve_unit_ridge(W / sigma, p_unit, rho / lam / sigma / sigma, B0, tol, max_iter,
+                                 record_history)
+    else:
+        unit = _solve_unit(W / sigma, p_unit, B0, tol, max_iter, record_history)
     objective = unit.objective * lam * sigma * sigma
     if not np.isfinite(objective):
         raise ValueError(
@@ -1346,6 +1384,42 @@ def solve_transfer(
             "rescale W or lam"
         )
     return replace(unit, objective=objective)
+
+
+def _solve_unit_ridge(
+    W: np.ndarray, p: np.ndarray, rho: float, B0: np.ndarray | None, tol: float, max_iter: int,
+    record_history: bool,
+) -> SolverResult:
+    """:func:`solve_transfer` with a transfer ridge, in its units ``lam = 1``, ``max |W| = 1``.
+
+    Block principal pivoting (:func:`solvers.ridge_transfer.solve_ridge_unit`), certified
+    entry by entry; columns it leaves uncertified are solved one by one by
+    :func:`_nnls_rescue` on ``[W; sqrt(rho) I]`` (same minimiser: for ``b_t = 0``,
+    ``||w_t - W b||^2 + rho ||b||^2 + rho`` is ``||[w_t; sqrt(rho) e_t] - [W; sqrt(rho) I] b||^2``).
+    """
+    d, T = W.shape
+    if T == 1:
+        return SolverResult(np.zeros((1, 1)), float(np.sum(W * W)), 0, True, 0.0, tol, ())
+    scale = _grad_scale(W, p, 1.0)
+    thr = max(min(0.5 * tol, 1e-12), 1e-14) * scale
+    B, failed, rounds = solve_ridge_unit(W, p, rho, B0, thr, max_iter)
+    norms = np.sqrt(np.einsum("dt,dt->t", W, W))
+    cols = np.arange(T)
+
+    def certify(Bc: np.ndarray) -> np.ndarray:
+        return _entry_relative(W, p, 1.0, cols, W - W @ Bc, Bc.T, norms, scale, rho).max(axis=1)
+
+    rel = certify(B)
+    bad = np.flatnonzero(failed | (rel > 0.5 * tol))
+    if bad.size:
+        r_idx, r_x = _nnls_rescue(np.vstack([W, np.sqrt(rho) * np.eye(T)]), p, 1.0, bad)
+        B[:, bad] = 0.0
+        np.add.at(B, (r_idx, np.repeat(bad[:, None], r_idx.shape[1], axis=1)), r_x)
+        rel = certify(B)
+    cert = float(rel.max())
+    R = W - W @ B
+    objective = float(np.einsum("ij,ij->", R, R) + p @ B.sum(axis=1) + rho * np.einsum("ij,ij->", B, B))
+    return SolverResult(B, objective, rounds, bool(cert <= tol), cert, tol, (cert,) if record_history else ())
 
 
 def _solve_unit(

@@ -125,31 +125,33 @@ def test_method_validation(planted):
 
 
 # ------------------------------------------------------------------ Newton finish
-def _G_and_grad(data, W, lam, mu):
+def _G_and_grad(data, W, lam, mu, rho=0.0):
     """``G(W) = min_B F(W, B)`` and its gradient (Danskin), with a tight B-step."""
     from solvers.transfer import solve_transfer
 
     Lf = joint_mod._Losses(list(data.Xs), list(data.ys), "squared")
     L, gL = Lf(W)
-    B = solve_transfer(W, mu * L, lam, tol=1e-13).solution
+    B = solve_transfer(W, mu * L, lam, tol=1e-13, ridge=rho).solution
     a = 1.0 + mu * B.sum(axis=1)
     R = W - W @ B
     return gL * a + 2.0 * lam * (R - R @ B.T), B, Lf
 
 
-def test_reduced_hessian_matches_finite_differences():
+@pytest.mark.parametrize("rho", [0.0, 0.5])
+def test_reduced_hessian_matches_finite_differences(rho):
     """The Hessian of G on a fixed support of B (Schur complement of the B block) is the
-    derivative of Danskin's gradient, checked where the support does not change."""
+    derivative of Danskin's gradient, checked where the support does not change; with and
+    without the transfer ridge ``rho``."""
     data = make_regression_tasks(n_tasks=12, n_features=8, n_samples=30, random_state=3).train
     lam, mu = 1.0, 0.3
     W = fit_alternating(data, lam=lam, mu=mu).W
-    g, B, Lf = _G_and_grad(data, W, lam, mu)
-    H = joint_mod._reduced_hessian(Lf, W, B, lam, mu, np.ones(12), 0.0)
+    g, B, Lf = _G_and_grad(data, W, lam, mu, rho)
+    H = joint_mod._reduced_hessian(Lf, W, B, lam, mu, np.ones(12), 0.0, rho)
     assert H is not None and np.allclose(H, H.T, atol=1e-10 * np.abs(H).max())
     v = np.random.default_rng(0).standard_normal(W.shape)
     eps = 1e-6
-    gp, Bp, _ = _G_and_grad(data, W + eps * v, lam, mu)
-    gm, Bm, _ = _G_and_grad(data, W - eps * v, lam, mu)
+    gp, Bp, _ = _G_and_grad(data, W + eps * v, lam, mu, rho)
+    gm, Bm, _ = _G_and_grad(data, W - eps * v, lam, mu, rho)
     assert np.array_equal(Bp > 0, B > 0) and np.array_equal(Bm > 0, B > 0)
     fd = ((gp - gm) / (2 * eps)).T.ravel()
     hv = H @ v.T.ravel()
@@ -168,3 +170,64 @@ def test_newton_finish_reaches_the_same_point_in_fewer_iterations(seed, monkeypa
     assert with_newton.n_iter < without.n_iter
     np.testing.assert_allclose(with_newton.W, without.W, atol=1e-4 * np.abs(without.W).max())
     assert np.all(np.diff(with_newton.objective_history) <= 0.0)
+
+
+# ------------------------------------------------------------------ transfer ridge
+def _single_task(data, lam, ridge):
+    """Algorithm 1's start: the W-step at B = 0."""
+    from amtl_cvx.backends import make_backend
+
+    T = data.n_tasks
+    return make_backend("fast", data, "squared").tasks(np.zeros((T, T)), lam, np.ones(T), ridge, None)
+
+
+def test_transfer_ridge_fit_is_a_stationary_point_checked_by_cvxpy(planted):
+    """``solve_amtl(..., transfer_ridge=rho)``: B is the exact ridge B-step of W (CVXPY, one
+    column at a time), W the exact W-step of B (the ridge on B does not enter it), and the
+    certificate is the one of the ridge problem (the ridge-free certificate is not small)."""
+    from solvers.joint import solve_amtl
+    from tests.test_ridge_transfer import clarabel_ridge
+
+    data = planted
+    lam, mu, ridge, rho = 0.7, 0.3, 0.01, 0.05
+    W0 = _single_task(data, lam, ridge)
+    res = solve_amtl(data.Xs, data.ys, lam, mu=mu, ridge=ridge, W0=W0, tol=1e-8, transfer_ridge=rho)
+    W, B = res.solution
+    assert res.converged and res.certificate <= 1e-8
+    assert np.all(np.diff(res.history) <= 0.0)
+    p = mu * task_losses(W, data, "squared")
+    Bref, ref = clarabel_ridge(W, p, lam, rho)
+    from solvers.transfer import transfer_objective
+
+    mine = transfer_objective(W, B, p, lam, ridge=rho)
+    assert mine <= ref + 1e-9 * max(1.0, abs(ref))
+    assert np.sum((B - Bref) ** 2) <= max(ref - mine, 0.0) / rho + 1e-20
+    c = np.ones(data.n_tasks)
+    wstep = TasksProblem(data, "squared").set(B, lam, loss_weights(B, c, mu), ridge).solve("CLARABEL")
+    R = W - W @ B
+    w_obj = float(loss_weights(B, c, mu) @ task_losses(W, data, "squared") + lam * np.sum(R * R)
+                  + ridge * np.sum(W * W))
+    assert (w_obj - wstep.objective) / max(1.0, abs(wstep.objective)) <= 1e-8
+    assert res.objective == pytest.approx(w_obj + rho * np.sum(B * B), rel=1e-12)
+    cert = amtl_kkt_residual(data.Xs, data.ys, W, B, lam, mu=mu, ridge=ridge, transfer_ridge=rho)
+    assert cert == pytest.approx(res.certificate, rel=1e-9, abs=1e-15)
+    assert _cert(data, W, B, lam, mu, ridge) > 1e-4  # the ridge-free problem is not solved
+
+
+def test_transfer_ridge_makes_the_tabular_zero_price_fit_converge():
+    """mu = 0 on rank-deficient tabular tasks (T - 1 > d, p = 0: every ridge-free B-step
+    has many minimisers): with the ridge on B the fit reaches its certificate, and its B is
+    the (unique) ridge B-step of its W."""
+    from solvers.joint import solve_amtl
+
+    data = make_tabular_tasks(n_tasks=40, random_state=2).train
+    lam = 0.3
+    W0 = _single_task(data, lam, 0.1 * lam)
+    rho = 0.1 * lam * float(np.mean(np.sum(W0 * W0, axis=0)))
+    res = solve_amtl(data.Xs, data.ys, lam, mu=0.0, ridge=0.1 * lam, W0=W0, transfer_ridge=rho, max_iter=1000)
+    assert res.converged and res.certificate <= 1e-6
+    W, B = res.solution
+    from solvers.transfer import solve_transfer
+
+    again = solve_transfer(W, np.zeros(data.n_tasks), lam, ridge=rho, B0=np.ones_like(B), tol=1e-12)
+    assert np.abs(again.solution - B).max() <= 1e-8 * max(1.0, np.abs(B).max())
