@@ -20,6 +20,7 @@ from amtl_cvx.loaders import load_release_mat, save_release_mat
 from amtl_cvx.model_selection import TaskKFold, evaluate_grid
 from amtl_cvx.objective import amtl_objective, task_losses
 from amtl_cvx.persistence import load_model, save_model
+from amtl_cvx.problems.custom import Variant, VariantError
 
 __version__ = "0.1.0"
 
@@ -47,5 +48,7 @@ __all__ = [
     "evaluate_grid",
     "save_model",
     "load_model",
+    "Variant",
+    "VariantError",
     "__version__",
 ]

@@ -8,7 +8,9 @@ A backend answers three questions, always in original units:
   (``b`` of length T, zero outside ``learned``).
 
 The CVXPY backend builds each statement once per fit and re-solves it with new
-parameter values (DPP), so compilation is paid once.
+parameter values (DPP), so compilation is paid once. :class:`VariantBackend` solves the
+steps a :class:`~amtl_cvx.problems.custom.Variant` replaces with its statements and
+hands the others to a fast or CVXPY backend.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import numpy as np
 
 from amtl_cvx.data import MultiTaskData
 
-__all__ = ["Backend", "CvxpyBackend", "FastBackend", "make_backend", "BACKENDS", "ConvergenceWarning"]
+__all__ = ["Backend", "CvxpyBackend", "FastBackend", "VariantBackend", "make_backend", "BACKENDS",
+           "ConvergenceWarning"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,3 +160,72 @@ def make_backend(backend: str, data: MultiTaskData, loss: str, solver: str | Non
             raise ValueError("solver names a CVXPY solver; it applies only to backend='cvxpy'")
         return FastBackend(data, loss, tol)
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+class VariantBackend:
+    """The steps of a :class:`~amtl_cvx.problems.custom.Variant`: its own statements for
+    the steps it replaces (solved exactly, see :mod:`amtl_cvx.problems.custom`), ``base``
+    (a fast or CVXPY backend) for the others.
+
+    Parameters
+    ----------
+    variant : Variant
+    base : FastBackend or CvxpyBackend
+        Solves the steps the variant does not replace.
+    data : MultiTaskData
+    loss : {"squared", "logistic"}
+    lam, mu, ridge : float
+        The fit's hyperparameters (constants of the custom statements).
+    c : numpy.ndarray
+        Imbalance weights.
+    solver : str, optional
+        One CVXPY solver for the custom statements; default: the automatic ladder.
+    """
+
+    def __init__(self, variant, base, data: MultiTaskData, loss: str, *, lam: float, mu: float,
+                 c: np.ndarray, ridge: float, solver: str | None = None) -> None:
+        from amtl_cvx.problems.custom import CustomTasksStatement, CustomTransferStatement
+
+        self.variant, self.base, self.data, self.loss, self.solver = variant, base, data, loss, solver
+        self._consts = dict(lam=lam, mu=mu, c=c, ridge=ridge)
+        self.stats = base.stats
+        self.custom_transfer = (CustomTransferStatement(variant, data, loss, **self._consts)
+                                if variant.customises("transfer") else None)
+        self.custom_tasks = (CustomTasksStatement(variant, data, loss, **self._consts)
+                             if variant.customises("tasks") else None)
+        self._curriculum: dict[int, object] = {}
+
+    def _solve(self, statement):
+        result = statement.solve(self.solver)
+        self.stats.append(result.stats)
+        return result
+
+    def transfer(self, W, penalty, lam, B0=None):
+        if self.custom_transfer is None:
+            return self.base.transfer(W, penalty, lam, B0)
+        return self._solve(self.custom_transfer.set(W, penalty, lam)).solution
+
+    def tasks(self, B, lam, weights, ridge, W0=None):
+        if self.custom_tasks is None:
+            return self.base.tasks(B, lam, weights, ridge, W0)
+        return self._solve(self.custom_tasks.set(B, lam, weights, ridge)).solution
+
+    def curriculum_statement(self, task: int):
+        """The variant's curriculum statement for ``task`` (built at its first use)."""
+        from amtl_cvx.problems.custom import CustomCurriculumStatement
+
+        if task not in self._curriculum:
+            self._curriculum[task] = CustomCurriculumStatement(
+                self.variant, self.data, self.loss, task, **self._consts)
+        return self._curriculum[task]
+
+    def curriculum_step(self, task, W, learned, q, lam, ridge, B=None):
+        """One curriculum step by the variant's statement: ``(w, b, objective)``, the
+        objective being the statement's own at its solution (original units)."""
+        result = self._solve(self.curriculum_statement(task).set(W, learned, q, lam, ridge, B))
+        w, b = result.solution
+        return w, b, result.objective
+
+    def curriculum(self, task, W, learned, q, lam, ridge):
+        w, b, _ = self.curriculum_step(task, W, learned, q, lam, ridge)
+        return w, b

@@ -92,6 +92,7 @@ from amtl_cvx.baselines import fit_single_task
 from amtl_cvx.data import MultiTaskData
 from amtl_cvx.fit import SELECTIONS, AMTLFit, fit_alternating, fit_curriculum, resolve_ridge
 from amtl_cvx.objective import amtl_objective, imbalance_weights
+from amtl_cvx.problems.custom import Variant
 
 __all__ = [
     "AMTLRegressor",
@@ -393,6 +394,7 @@ class _AMTLSolver:
         task_column: int | str | None = 0,
         warm_start: bool = False,
         random_state=None,
+        variant=None,
     ) -> None:
         self.lam = lam
         self.mu = mu
@@ -409,6 +411,7 @@ class _AMTLSolver:
         self.task_column = task_column
         self.warm_start = warm_start
         self.random_state = random_state
+        self.variant = variant
 
     def _check_solver_params(self) -> None:
         resolve_ridge(self.ridge, check_scalar(self.lam, "lam", strict=True))
@@ -424,14 +427,19 @@ class _AMTLSolver:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.solver is not None and (not isinstance(self.solver, str) or self.backend != "cvxpy"):
+        exact = self.backend == "cvxpy" or self.variant is not None
+        if self.solver is not None and (not isinstance(self.solver, str) or not exact):
             raise ValueError(
-                f"solver names a CVXPY solver and applies only to backend='cvxpy', got "
-                f"solver={self.solver!r} with backend={self.backend!r}"
+                f"solver names a CVXPY solver and applies only to backend='cvxpy' or a variant's "
+                f"statements, got solver={self.solver!r} with backend={self.backend!r}"
             )
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         _check_bool(self.warm_start, "warm_start")
+        if self.variant is not None:
+            if not isinstance(self.variant, Variant):
+                raise ValueError(f"variant must be an amtl_cvx.Variant or None, got {type(self.variant).__name__}")
+            self.variant.check()
 
     def _warm_start_point(self, data: MultiTaskData) -> dict:
         """``W_init`` and ``B_init`` from the previous fit, if it fits."""
@@ -446,7 +454,7 @@ class _AMTLSolver:
     def _solve(self, data: MultiTaskData) -> AMTLFit:
         common = dict(
             lam=self.lam, mu=self.mu, loss=self._loss, ridge=self.ridge, s=self.s,
-            sigma=self.sigma, backend=self.backend, solver=self.solver,
+            sigma=self.sigma, backend=self.backend, solver=self.solver, variant=self.variant,
         )
         if self.algorithm == "curriculum":
             return fit_curriculum(data, selection=self.selection, **common)
@@ -578,6 +586,12 @@ _AMTL_PARAMS_DOC = """
     random_state : int, RandomState or None, default=None
         Accepted for scikit-learn compatibility; the algorithms are deterministic and
         do not use it.
+    variant : amtl_cvx.Variant, optional
+        An AMTL variant (custom CVXPY statements of some steps, see
+        ``docs/prototyping.md``): passed to the fit functions as ``variant=``; its steps
+        are solved by CVXPY (``solver`` applies to them), the others by ``backend``.
+        A variant is cloned like any parameter, and its own hyperparameters can be
+        searched as ``variant__<name>``.
 """
 
 _FITTED_DOC = """

@@ -6,7 +6,10 @@ Both minimise (``docs/objective.md``)::
     s.t. B >= 0, diag(B) = 0
 
 with every subproblem solved by a backend: ``"fast"`` (the ``solvers`` package) or
-``"cvxpy"`` (the exact statements of :mod:`amtl_cvx.problems`).
+``"cvxpy"`` (the exact statements of :mod:`amtl_cvx.problems`). With ``variant=`` (a
+:class:`~amtl_cvx.problems.custom.Variant`) the steps the variant replaces are solved by
+its own CVXPY statements, the others by the backend, and the history is the variant's
+own objective (``docs/prototyping.md``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from amtl_cvx._progress import progress_bar
 from amtl_cvx._validation import check_scalar, check_transfer_matrix
-from amtl_cvx.backends import ConvergenceWarning, make_backend
+from amtl_cvx.backends import ConvergenceWarning, VariantBackend, make_backend
 from amtl_cvx.data import MultiTaskData
 from amtl_cvx.objective import amtl_objective, imbalance_weights, loss_weights, task_loss, task_losses
 
@@ -37,6 +40,8 @@ __all__ = [
     "SingularTransferWarning",
     "coupling_strength",
     "resolve_ridge",
+    "NonMonotoneWarning",
+    "FEASIBILITY_TOL",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,6 +70,16 @@ AUTO_RIDGE_RATIO = 0.1
 #: synthetic_inbalance_1.mat at ``ridge = 0``, every point whose test RMSE doubled was
 #: below it (smallest singular values 9e-5 to 9e-7).
 WEAK_COUPLING = float(np.sqrt(np.finfo(np.float64).eps))
+
+
+#: An extrapolated point of a variant's alternation is accepted only if it violates no
+#: constraint of the variant's statements by more than this (original units).
+FEASIBILITY_TOL = 1e-9
+
+
+class NonMonotoneWarning(UserWarning):
+    """A variant's objective rose during an alternation: its custom steps do not minimise
+    the objective the history evaluates (supply the variant's ``objective``)."""
 
 
 class SingularTransferWarning(UserWarning):
@@ -185,6 +200,14 @@ class AMTLFit:
         direction, relative to ``B = 0`` (1 there). At or below :data:`WEAK_COUPLING`
         ``I - B`` is numerically singular and the fit warned
         (:class:`SingularTransferWarning`).
+    variant : str
+        The name of the :class:`~amtl_cvx.problems.custom.Variant` fitted (empty: the
+        built-in problem). A variant fit's ``objective`` and ``objective_history`` are
+        the variant's objective, its ``certificate`` is ``nan`` (the built-in KKT
+        conditions do not hold for a variant) and ``converged`` means ``decrease <= tol``.
+    decrease : float
+        Variant fits of Algorithm 1: the relative decrease of the objective over the last
+        alternation, ``|F_prev - F| / |F|``, the stopping test; ``nan`` otherwise.
     """
 
     W: np.ndarray
@@ -199,6 +222,8 @@ class AMTLFit:
     method: str = ""
     ridge: float = float("nan")
     coupling: float = float("nan")
+    variant: str = ""
+    decrease: float = float("nan")
 
 
 def _check_common(data: MultiTaskData, lam, mu, loss, ridge, s, sigma):
@@ -235,6 +260,7 @@ def fit_alternating(
     method: str = "auto",
     blas_threads: int | None = 1,
     progress: bool = False,
+    variant=None,
 ) -> AMTLFit:
     """Algorithm 1's problem: minimise ``F(W, B)`` from the single-task models.
 
@@ -300,6 +326,18 @@ def fit_alternating(
         BLAS threads during the fit (see :func:`blas_limit`).
     progress : bool, default=False
         Show a progress bar of the alternations (``"alternating"`` only; needs tqdm).
+    variant : Variant, optional
+        An AMTL variant (:class:`amtl_cvx.problems.custom.Variant`): its custom B-step
+        and / or W-step are solved by CVXPY (``solver`` applies to them), the other step
+        by ``backend``; the method is ``"alternating"`` and the history is the variant's
+        objective (:meth:`Variant.objective_value
+        <amtl_cvx.problems.custom.Variant.objective_value>`). The fit stops when the
+        objective's relative decrease over an alternation is at most ``tol`` (each step
+        being solved to optimality by its solver); the built-in KKT certificate does
+        not apply and is ``nan``. An extrapolated point is accepted only if it
+        satisfies the custom statements' constraints (to :data:`FEASIBILITY_TOL`) and
+        lowers the objective. An objective that rises warns
+        (:class:`NonMonotoneWarning`). See ``docs/prototyping.md``.
 
     Returns
     -------
@@ -308,6 +346,12 @@ def fit_alternating(
     lam, mu, ridge, c = _check_common(data, lam, mu, loss, ridge, s, sigma)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if variant is not None:
+        _check_variant(variant, "fit_alternating", ("transfer", "tasks"))
+        if method == "lbfgs":
+            raise ValueError("method='lbfgs' minimises the built-in problem; a variant is fitted by "
+                             "method='alternating' (or 'auto')")
+        method = "alternating"
     if method == "auto":
         method = "lbfgs" if backend == "fast" else "alternating"
     if method == "lbfgs" and backend != "fast":
@@ -321,7 +365,11 @@ def fit_alternating(
     if B_init is not None and W_init is None:
         raise ValueError("B_init needs W_init: a transfer graph is warm-started with its W")
     with blas_limit(blas_threads):
-        engine = make_backend(backend, data, loss, solver)
+        if variant is None:
+            engine = make_backend(backend, data, loss, solver)
+        else:
+            engine = VariantBackend(variant, make_backend(backend, data, loss, solver if backend == "cvxpy" else None),
+                                    data, loss, lam=lam, mu=mu, c=c, ridge=ridge, solver=solver)
         B = np.zeros((T, T))
         if W_init is None:
             W = engine.tasks(B, lam, np.ones(T), ridge, None)
@@ -342,11 +390,27 @@ def fit_alternating(
             # a start that is already certified counts its certifying evaluation
             history, n_iter, cert = list(res.history), max(1, res.n_iter), res.certificate
         else:
+            evaluate = None if variant is None else _VariantObjective(variant, engine, data, lam, mu, c, loss, ridge)
             W, B, history, n_iter, cert = _alternate(
-                engine, data, W, B, lam, mu, c, loss, ridge, int(max_iter), tol, extrapolate, progress
+                engine, data, W, B, lam, mu, c, loss, ridge, int(max_iter), tol, extrapolate, progress,
+                evaluate,
             )
-        objective = amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)
+        if variant is None:
+            objective = amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)
+        else:
+            objective = history[-1]
     converged = bool(cert <= tol)
+    if variant is not None:
+        if not converged:
+            warnings.warn(
+                f"fit_alternating stopped after {n_iter} alternations (max_iter={max_iter}) of the "
+                f"{variant._label()} with a relative decrease {cert:.2e} > tol {tol:.1e}: raise max_iter",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        coupling = _check_coupling(B, lam, ridge, W, data, loss, "fit_alternating")
+        return AMTLFit(W, B, float(objective), np.array(history), n_iter, converged, c=c, method=method,
+                       ridge=ridge, coupling=coupling, variant=_variant_name(variant), decrease=float(cert))
     if not converged:
         what = "L-BFGS iterations" if method == "lbfgs" else "alternations"
         remedy = ("raise max_iter" if ridge > 0 else
@@ -363,18 +427,32 @@ def fit_alternating(
                    certificate=float(cert), method=method, ridge=ridge, coupling=coupling)
 
 
-def _alternate(engine, data, W, B, lam, mu, c, loss, ridge, max_iter, tol, extrapolate, progress):
-    """Algorithm 1's alternation; returns ``(W, B, history, n_iter, certificate)``."""
+def _alternate(engine, data, W, B, lam, mu, c, loss, ridge, max_iter, tol, extrapolate, progress,
+               evaluate=None):
+    """Algorithm 1's alternation; returns ``(W, B, history, n_iter, certificate)``.
+
+    ``evaluate`` (a :class:`_VariantObjective`) replaces the objective by a variant's
+    and the KKT certificate by the relative decrease of an alternation.
+    """
     from solvers.joint import _kkt, _Losses
 
-    losses_of = _loss_evaluator(data, loss)
-    kkt_losses = _Losses(data.Xs, data.ys, loss)
+    if evaluate is None:
+        losses_of = _loss_evaluator(data, loss)
+        kkt_losses = _Losses(data.Xs, data.ys, loss)
 
-    def F(W, B):
-        """``(F(W, B), L(W))``: the objective of docs/objective.md, without re-validation."""
-        L = losses_of(W)
-        R = W - W @ B
-        return float(loss_weights(B, c, mu) @ L + lam * np.sum(R * R) + ridge * np.sum(W * W)), L
+        def F(W, B, extrapolated=False):
+            """``(F(W, B), L(W))``: the objective of docs/objective.md, without re-validation."""
+            L = losses_of(W)
+            R = W - W @ B
+            return float(loss_weights(B, c, mu) @ L + lam * np.sum(R * R) + ridge * np.sum(W * W)), L
+
+        def certify(W, B, history):
+            return _kkt(kkt_losses, W, B, lam, mu, c, ridge)
+    else:
+        F = evaluate
+
+        def certify(W, B, history):
+            return evaluate.decrease(history)
 
     value, losses = F(W, B)
     history = [value]
@@ -392,7 +470,7 @@ def _alternate(engine, data, W, B, lam, mu, c, loss, ridge, max_iter, tol, extra
                 W_e = W + beta * (W - previous[0])
                 B_e = np.maximum(B + beta * (B - previous[1]), 0.0)
                 np.fill_diagonal(B_e, 0.0)
-                value_e, losses_e = F(W_e, B_e)
+                value_e, losses_e = F(W_e, B_e, extrapolated=True)
                 previous = (W, B)
                 if value_e < value:
                     W, B, value, losses = W_e, B_e, value_e, losses_e
@@ -402,13 +480,104 @@ def _alternate(engine, data, W, B, lam, mu, c, loss, ridge, max_iter, tol, extra
             else:
                 previous = (W, B)
             history.append(value)
-            cert = _kkt(kkt_losses, W, B, lam, mu, c, ridge)
+            cert = certify(W, B, history)
             logger.debug("alternation %d: F = %.10g, certificate %.2e", n_iter, value, cert)
             bar.update(1)
             bar.set_postfix_str(f"F={value:.6g}")
             if cert <= tol:
                 break
     return W, B, history, n_iter, cert
+
+
+def _check_variant(variant, caller: str, steps: tuple[str, ...]) -> None:
+    """Raise a ValueError naming ``variant`` if it cannot run in ``caller``."""
+    from amtl_cvx.problems.custom import Variant, VariantError
+
+    if not isinstance(variant, Variant):
+        raise ValueError(f"variant must be an amtl_cvx.Variant (or None), got {type(variant).__name__}")
+    variant.check()
+    if not any(variant.customises(step) for step in steps):
+        raise VariantError(
+            f"{caller}: the {variant._label()} replaces none of its steps ({', '.join(steps)}); "
+            + ("Algorithm 2 needs its curriculum step" if steps == ("curriculum",) else
+               "Algorithm 1 needs a transfer or a tasks step")
+        )
+    if "tasks" in steps and variant.changes_loss() and not variant.customises("tasks"):
+        raise VariantError(
+            f"{caller}: the {variant._label()} has its own task_losses but no tasks step; the fast "
+            "W-step minimises the built-in loss, so the variant must state its W-step"
+        )
+
+
+def _variant_name(variant) -> str:
+    name = getattr(variant, "name", None)
+    return name if isinstance(name, str) and name != "variant" else type(variant).__name__
+
+
+class _VariantObjective:
+    """A variant's objective, losses and feasibility test for :func:`_alternate`.
+
+    ``self(W, B)`` returns ``(F(W, B), L(W))``: the variant's ``objective_value`` when it
+    has one, otherwise the built-in ``F`` with the variant's losses plus, for each
+    custom statement, its objective at the point minus the built-in step objective
+    there (:meth:`amtl_cvx.problems.custom.Variant.objective_value`). An extrapolated
+    point that violates a custom statement's constraints is worth ``inf``.
+    """
+
+    def __init__(self, variant, engine: VariantBackend, data, lam, mu, c, loss, ridge) -> None:
+        self.variant, self.engine, self.data = variant, engine, data
+        self.lam, self.mu, self.c, self.loss, self.ridge = lam, mu, c, loss, ridge
+        self._builtin_losses = _loss_evaluator(data, loss)
+        self._warned = False
+
+    def losses(self, W: np.ndarray) -> np.ndarray:
+        L = self.variant.task_loss_values(W, self.data, self.loss)
+        return self._builtin_losses(W) if L is None else L
+
+    def violation(self, W: np.ndarray, B: np.ndarray, L: np.ndarray) -> float:
+        worst = 0.0
+        if self.engine.custom_transfer is not None:
+            st = self.engine.custom_transfer.set(W, self.mu * self.c * L, self.lam)
+            worst = max(worst, st.violation_at(B))
+        if self.engine.custom_tasks is not None:
+            st = self.engine.custom_tasks.set(B, self.lam, loss_weights(B, self.c, self.mu), self.ridge)
+            worst = max(worst, st.violation_at(W))
+        return worst
+
+    def __call__(self, W: np.ndarray, B: np.ndarray, extrapolated: bool = False) -> tuple[float, np.ndarray]:
+        lam, mu, c, ridge = self.lam, self.mu, self.c, self.ridge
+        L = self.losses(W)
+        if extrapolated and self.violation(W, B, L) > FEASIBILITY_TOL:
+            return float("inf"), L
+        own = self.variant.objective_value(W, B, self.data, lam=lam, mu=mu, loss=self.loss, c=c, ridge=ridge)
+        if own is not None:
+            return own, L
+        a = loss_weights(B, c, mu)
+        R = W - W @ B
+        coupling, ridge_term = lam * np.sum(R * R), ridge * np.sum(W * W)
+        value = float(a @ L + coupling + ridge_term)
+        if self.engine.custom_transfer is not None:
+            p = mu * c * L
+            custom = self.engine.custom_transfer.set(W, p, lam).value_at(B)
+            value += custom - float(coupling + p @ B.sum(axis=1))
+        if self.engine.custom_tasks is not None:
+            custom = self.engine.custom_tasks.set(B, lam, a, ridge).value_at(W)
+            value += custom - float(a @ L + coupling + ridge_term)
+        return value, L
+
+    def decrease(self, history: list[float]) -> float:
+        """``|F_prev - F| / |F|`` of the last alternation; warns once if ``F`` rose."""
+        prev, now = history[-2], history[-1]
+        if now > prev + 1e-9 * abs(prev) and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"the objective of the {self.variant._label()} rose from {prev:.10g} to {now:.10g} in "
+                f"alternation {len(history) - 1}: its custom steps do not minimise the objective the "
+                "history evaluates; supply the variant's objective (docs/prototyping.md)",
+                NonMonotoneWarning,
+                stacklevel=4,
+            )
+        return abs(prev - now) / max(abs(now), np.finfo(float).tiny)
 
 
 def _loss_evaluator(data: MultiTaskData, loss: str):
@@ -448,6 +617,7 @@ def fit_curriculum(
     solver: str | None = None,
     blas_threads: int | None = 1,
     progress: bool = False,
+    variant=None,
 ) -> AMTLFit:
     """Algorithm 2: learn tasks one at a time, lowest loss first, along an acyclic graph.
 
@@ -471,6 +641,14 @@ def fit_curriculum(
     Parameters are those of :func:`fit_alternating` (``blas_threads`` included), plus
     ``selection``.
 
+    With ``variant`` (a :class:`~amtl_cvx.problems.custom.Variant` with a curriculum
+    step), every step is the variant's statement solved by CVXPY (``solver`` applies),
+    the losses that order the tasks and price their edges are the variant's, the
+    history adds up the statements' objectives at their solutions, and ``objective``
+    is the variant's ``objective`` when it has one, otherwise the last entry of the
+    history. ``selection="static"`` orders the tasks by the W-step at ``B = 0``
+    (the variant's if it replaces it).
+
     Returns
     -------
     AMTLFit
@@ -479,13 +657,25 @@ def fit_curriculum(
     lam, mu, ridge, c = _check_common(data, lam, mu, loss, ridge, s, sigma)
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    if variant is not None:
+        _check_variant(variant, "fit_curriculum", ("curriculum",))
     with blas_limit(blas_threads):
-        return _curriculum(data, lam, mu, loss, ridge, c, selection, backend, solver, progress)
+        return _curriculum(data, lam, mu, loss, ridge, c, selection, backend, solver, progress, variant)
 
 
-def _curriculum(data, lam, mu, loss, ridge, c, selection, backend, solver, progress) -> AMTLFit:
+def _curriculum(data, lam, mu, loss, ridge, c, selection, backend, solver, progress, variant=None) -> AMTLFit:
     T, d = data.n_tasks, data.n_features
-    engine = make_backend(backend, data, loss, solver)
+    engine = make_backend(backend, data, loss, solver if variant is None or backend == "cvxpy" else None)
+    losses_of = None
+    if variant is not None:
+        engine = VariantBackend(variant, engine, data, loss, lam=lam, mu=mu, c=c, ridge=ridge, solver=solver)
+        builtin_losses = _loss_evaluator(data, loss)
+
+        def variant_losses(W):
+            L = variant.task_loss_values(W, data, loss)
+            return builtin_losses(W) if L is None else L
+
+        losses_of = variant_losses
     W = np.zeros((d, T))
     B = np.zeros((T, T))
     losses = np.zeros(T)
@@ -494,7 +684,8 @@ def _curriculum(data, lam, mu, loss, ridge, c, selection, backend, solver, progr
     history: list[float] = []
     if selection == "static":
         W_st = engine.tasks(np.zeros((T, T)), lam, np.ones(T), ridge, None)
-        queue = list(np.argsort(task_losses(W_st, data, loss), kind="stable"))
+        L_st = task_losses(W_st, data, loss) if losses_of is None else losses_of(W_st)
+        queue = list(np.argsort(L_st, kind="stable"))
     total = 0.0
     with progress_bar(progress, T, "AMTL curriculum") as bar:
         for _ in range(T):
@@ -502,21 +693,34 @@ def _curriculum(data, lam, mu, loss, ridge, c, selection, backend, solver, progr
             candidates = [t for t in range(T) if not learned[t]] if selection == "greedy" else [queue.pop(0)]
             best = None
             for t in candidates:
-                w, b = engine.curriculum(t, W, learned, q, lam, ridge)
-                loss_t = task_loss(data.Xs[t], data.ys[t], w, loss)
+                if variant is None:
+                    w, b = engine.curriculum(t, W, learned, q, lam, ridge)
+                    loss_t, value = task_loss(data.Xs[t], data.ys[t], w, loss), None
+                else:
+                    w, b, value = engine.curriculum_step(t, W, learned, q, lam, ridge, B)
+                    W_t = W.copy()
+                    W_t[:, t] = w
+                    loss_t = float(losses_of(W_t)[t])
                 if best is None or loss_t < best[0]:
-                    best = (loss_t, t, w, b)
-            loss_t, t, w, b = best
+                    best = (loss_t, t, w, b, value)
+            loss_t, t, w, b, value = best
             W[:, t], B[:, t], losses[t] = w, b, loss_t
-            r = w - W @ b
-            total += loss_t + lam * (r @ r) + q @ b + ridge * (w @ w)
+            if value is None:
+                r = w - W @ b
+                value = loss_t + lam * (r @ r) + q @ b + ridge * (w @ w)
+            total += value
             history.append(total)
             learned[t] = True
             order.append(t)
             logger.debug("curriculum: learned task %d (loss %.6g)", t, loss_t)
             bar.update(1)
-    objective = amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)
     coupling = _check_coupling(B, lam, ridge, W, data, loss, "fit_curriculum")
+    if variant is not None:
+        own = variant.objective_value(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)
+        objective = total if own is None else own
+        return AMTLFit(W, B, float(objective), np.array(history), T, True, np.array(order), c, ridge=ridge,
+                       coupling=coupling, variant=_variant_name(variant))
+    objective = amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)
     return AMTLFit(W, B, objective, np.array(history), T, True, np.array(order), c, ridge=ridge,
                    coupling=coupling)
 

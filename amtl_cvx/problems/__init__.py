@@ -7,7 +7,8 @@ too much memory it is restated with constant data, and a statement too large for
 machine raises :class:`ExactMemoryError` before CVXPY is called (the memory model of
 :mod:`amtl_cvx.problems.memory`). Each class scales its data
 internally (see its docstring) so that the solvers see well-conditioned numbers, and
-unscales the solution and objective it returns.
+unscales the solution and objective it returns. :mod:`amtl_cvx.problems.custom` holds
+the user's own statements of a step (:class:`Variant`), solved the same way.
 """
 
 from amtl_cvx.problems.base import ExactResult
@@ -15,6 +16,7 @@ from amtl_cvx.problems.memory import ExactMemoryError
 from amtl_cvx.problems.curriculum import CurriculumStepProblem
 from amtl_cvx.problems.transfer import TransferColumnProblem, TransferProblem
 from amtl_cvx.problems.tasks import TasksProblem
+from amtl_cvx.problems.custom import CurriculumStep, TasksStep, TransferStep, Variant, VariantError
 from amtl_cvx.problems.baselines import (
     GOMTLBasisProblem,
     GOMTLCodesProblem,
@@ -31,6 +33,11 @@ __all__ = [
     "TransferColumnProblem",
     "TasksProblem",
     "CurriculumStepProblem",
+    "Variant",
+    "VariantError",
+    "TransferStep",
+    "TasksStep",
+    "CurriculumStep",
     "PooledProblem",
     "MeanRegularizedProblem",
     "L21Problem",
