@@ -39,18 +39,28 @@ matrix is symmetric because ``A_t`` and ``H_t`` commute, with eigenvalues at lea
 ``T rho / (lam + rho)``). One eigendecomposition of each ``H_t`` serves all of it: the
 cost is ``O(T d^3)``, not ``O((d T)^3)``.
 
-The nonsmooth penalties (l2,1, trace, l1) with the logistic loss are solved by proximal
-Newton (:mod:`solvers.prox_newton`: quadratic models with the tasks' Hessians, each
-minimised without passes over the data), stopped on the same duality gap as below. On
-usps1.mat (10 tasks, 88 PCA features, 10,000 rows) FISTA on the logistic loss needed
-20,000 iterations (69 s, one BLAS thread) at ``lam = 1e-4 lambda_max`` and did not
-certify; proximal Newton certifies it (gap 4e-10) in 15 outer iterations, 1.7 s, from
-zero, or 6 from the solution at the next larger ``lam`` of the default grid. With the squared loss they are
-solved by FISTA with a constant step
-``1 / Lip`` (``Lip = max_t ||X_t||_2^2 / n_t``, a quarter of it for the logistic loss,
-plus ``2 rho``) and O'Donoghue-Candes gradient restarts, stopped on the **relative
-duality gap** ``(P(W) - D(theta)) / P(W) <= tol``: it bounds the relative
-suboptimality ``(P(W) - P*) / P*`` by ``tol / (1 - tol)`` whatever the scale of the data.
+The nonsmooth penalties are solved by proximal Newton (:mod:`solvers.prox_newton`:
+quadratic models with the tasks' Hessians, each minimised without passes over the data):
+the l2,1 and trace norms with either loss, l1 with the logistic loss. On usps1.mat
+(10 tasks, 88 PCA features, 10,000 rows) FISTA on the logistic loss needed 20,000
+iterations (69 s, one BLAS thread) at ``lam = 1e-4 lambda_max`` and did not certify;
+proximal Newton certifies it (gap 4e-10) in 15 outer iterations, 1.7 s, from zero, or 6
+from the solution at the next larger ``lam`` of the default grid. With the squared loss
+the Hessians are the Grams ``X_t'X_t / n_t``, constant and computed once, so the model is
+the problem itself; the inner solves end with Newton's method on the row support (l2,1)
+or on the manifold of the current rank (trace norm), which FISTA alone needed thousands
+of iterations to approach: on ``amtl_cvx.make_tabular_tasks(random_state=0)`` (140 tasks,
+28 badly scaled, collinear features, half the tasks with fewer rows than features) the
+trace-norm fit at ``lam = 1e-4 lambda_max`` of the warm-started default path took 20,240
+FISTA iterations (16 s) and takes two proximal Newton iterations (1.3 s), its gap
+3e-12; the default grids (13 warm-started fits) fell from 24 s to 0.9 s (l2,1) and from
+44 s to 3.8 s (trace norm), same run, one BLAS thread, the other core busy, 2026-11-30. The squared-loss l1 (used by no
+baseline) is solved by FISTA with a constant step
+``1 / Lip`` (``Lip = max_t ||X_t||_2^2 / n_t`` plus ``2 rho``) and O'Donoghue-Candes
+gradient restarts, the gap checked every ``check_every`` iterations. Every fit stops on
+the **relative duality gap** ``(P(W) - D(theta)) / P(W) <= tol``, evaluated from the data:
+it bounds the relative suboptimality ``(P(W) - P*) / P*`` by ``tol / (1 - tol)`` whatever
+the scale of the data.
 The dual point is ``theta_t = -grad ell_t(X_t w_t)`` (the loss as a function of the
 scores), so ``Z = [X_t' theta_t] = -grad_W sum_t L_t``, and
 
@@ -286,28 +296,27 @@ def solve_pooled(
 
 
 class _MeanRegSystem:
-    """Solves ``H_t x_t + 2 lam (x_t - xbar) + 2 rho x_t = r_t`` (all t) for given ``H_t``."""
+    """Solves ``H_t x_t + 2 lam (x_t - xbar) + 2 rho x_t = r_t`` (all t) for given ``H_t``
+    (one batched eigendecomposition of the stacked ``H_t``; every per-task solve batched)."""
 
     def __init__(self, Hs: list[np.ndarray], lam: float, rho: float) -> None:
         self.lam, self.rho = lam, rho
-        self.eig = [np.linalg.eigh(H) for H in Hs]
-        d = Hs[0].shape[0]
-        M = np.zeros((d, d))
-        for h, U in self.eig:
-            h = np.maximum(h, 0.0)
-            M += (U * ((h + 2 * rho) / (h + 2 * (lam + rho)))) @ U.T
+        h, U = np.linalg.eigh(np.stack(Hs))
+        h = np.maximum(h, 0.0)
+        self.U, self.inv = U, 1.0 / (h + 2 * (lam + rho))  # (T, d, d), (T, d)
+        M = np.matmul(U * ((h + 2 * rho) * self.inv)[:, None, :], U.transpose(0, 2, 1)).sum(axis=0)
         self.M = sla.cho_factor(0.5 * (M + M.T))
 
-    def _ainv(self, t: int, v: np.ndarray) -> np.ndarray:
-        h, U = self.eig[t]
-        return U @ ((U.T @ v) / (np.maximum(h, 0.0) + 2 * (self.lam + self.rho)))
+    def _ainv(self, V: np.ndarray) -> np.ndarray:
+        """``A_t^{-1} v_t`` for every column of ``V`` (d, T)."""
+        c = np.matmul(self.U.transpose(0, 2, 1), V.T[:, :, None])[:, :, 0] * self.inv
+        return np.matmul(self.U, c[:, :, None])[:, :, 0].T
 
     def __call__(self, R: np.ndarray) -> np.ndarray:
-        T = R.shape[1]
         if self.lam == 0.0:
-            return np.column_stack([self._ainv(t, R[:, t]) for t in range(T)])
-        xbar = sla.cho_solve(self.M, sum(self._ainv(t, R[:, t]) for t in range(T)))
-        return np.column_stack([self._ainv(t, R[:, t] + 2 * self.lam * xbar) for t in range(T)])
+            return self._ainv(R)
+        xbar = sla.cho_solve(self.M, self._ainv(R).sum(axis=1))
+        return self._ainv(R + 2 * self.lam * xbar[:, None])
 
 
 def solve_mean_regularized(
@@ -359,7 +368,7 @@ def solve_mean_regularized(
 
 
 # ----------------------------------------------------------------------------
-# Nonsmooth penalties: l2,1 / trace / l1, by FISTA with a duality-gap certificate
+# Nonsmooth penalties: l2,1 / trace / l1, proximal Newton (or FISTA), duality-gap certificate
 # ----------------------------------------------------------------------------
 
 
@@ -546,6 +555,15 @@ def _lipschitz(Xl: list[np.ndarray], lossname: str, rho: float) -> float:
     return c * max(float(sla.svdvals(X)[0]) ** 2 / X.shape[0] for X in Xl) + 2.0 * rho
 
 
+#: The second-order finish of each penalty's inner solve in :func:`solvers.prox_newton.prox_newton`,
+#: by loss. The squared-loss l1 is solved by FISTA (no baseline uses it). The logistic trace
+#: norm keeps FISTA-only inner solves: on usps1.mat (d = 88 > T = 10, ranks up to 10) the
+#: manifold Newton's ``(d - r) r`` Schur complement made its default grid slower (25 s
+#: against 7 to 16 s, same run, 2026-11-30), while on the squared loss it is what makes the
+#: path fast.
+_SECOND_ORDER = {"squared": {"l21": "rows", "trace": "spectral"}, "logistic": {"l21": "rows", "l1": "entries"}}
+
+
 def solve_penalized(
     Xs: Sequence[Any],
     ys: Sequence[Any],
@@ -560,8 +578,10 @@ def solve_penalized(
     check_every: int = 10,
     record_history: bool = False,
 ) -> SolverResult:
-    """``min_W sum_t L_t(w_t) + lam Omega(W) + rho ||W||_F^2``: restarted FISTA (squared
-    loss), proximal Newton (logistic loss, :func:`solvers.prox_newton.prox_newton`).
+    """``min_W sum_t L_t(w_t) + lam Omega(W) + rho ||W||_F^2``: proximal Newton
+    (:func:`solvers.prox_newton.prox_newton`; squared loss: the constant Grams as Hessians,
+    with a second-order finish on the row support (l2,1) or on the rank manifold (trace));
+    restarted FISTA for the squared-loss l1.
 
     Parameters
     ----------
@@ -579,10 +599,11 @@ def solve_penalized(
     tol : float, default=1e-9
         Tolerance on the relative duality gap (module docstring).
     max_iter : int
-        Maximum FISTA iterations (squared loss) or proximal Newton iterations (logistic).
+        Maximum proximal Newton (outer) iterations, or FISTA iterations for the squared-loss
+        l1.
     check_every : int, default=10
-        FISTA iterations between two evaluations of the gap (and at the end); proximal
-        Newton evaluates it after every iteration.
+        FISTA iterations between two evaluations of the gap (and at the end), squared-loss
+        l1 only; proximal Newton evaluates it after every outer iteration.
     record_history : bool
         Record the certificate at every check.
 
@@ -600,23 +621,27 @@ def solve_penalized(
     tol, max_iter = _check_solver_options(tol, max_iter)
     T, d = len(Xl), Xl[0].shape[1]
     W = _check_start(W0, (d, T), "W0")
-    lip = _lipschitz(Xl, lossname, rho)
-    if lip == 0.0:  # every X_t = 0 and rho = 0: the losses are constant, W = 0 minimises
+    if rho == 0.0 and not any(np.any(X) for X in Xl):  # the losses are constant, W = 0 minimises
         W = np.zeros((d, T))
         return _result(W, _smooth(Xl, yl, W, 0.0, lossname)[0], 0, 0.0, tol, None)
     hist: list[float] = []
-    if lossname == "logistic":
+    if lossname == "logistic" or penalty in _SECOND_ORDER["squared"]:
+        if lossname == "squared":  # constant Hessians: the Grams, computed once
+            grams = np.stack([X.T @ X / X.shape[0] for X in Xl])
+            oracle = lambda V: (*_smooth(Xl, yl, V, 0.0, lossname), grams)  # noqa: E731
+        else:
+            oracle = lambda V: _logistic_oracle(Xl, yl, V)  # noqa: E731
         W, P, it, cert = prox_newton(
-            lambda V: _logistic_oracle(Xl, yl, V),
+            oracle,
             lambda V: _smooth(Xl, yl, V, 0.0, lossname)[0],
             lambda V, tau: _prox(V, tau, penalty),
             lambda V: penalty_value(V, penalty),
             lambda V: _gap(Xl, yl, V, lam, rho, penalty, lossname),
             W, lam, rho, tol=tol, max_iter=max_iter, history=hist if record_history else None,
-            groups={"l21": "rows", "l1": "entries"}.get(penalty),
+            groups=_SECOND_ORDER[lossname].get(penalty),
         )
         return _result(W, P, it, cert, tol, hist)
-    step = 1.0 / lip
+    step = 1.0 / _lipschitz(Xl, lossname, rho)  # positive: some X_t is nonzero, or rho > 0
     P, D = _gap(Xl, yl, W, lam, rho, penalty, lossname)
     # any dual value bounds P* from below: the best iterate is certified by the best bound
     best, best_P, best_D = W, P, D
@@ -910,6 +935,48 @@ def _pcg(
     return p, max(lb, 0.0), max(ub, 0.0), status
 
 
+def _compress_rows(Xl: list[np.ndarray], yl: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The squared loss of every task with more than ``d + 1`` rows on ``d + 1`` rows.
+
+    The triangular factor of the thin QR of ``[X_t, y_t]`` is ``[[R_t, z_t], [0, rho_t]]``
+    with ``X_t = Q_t R_t``, ``z_t = Q_t' y_t`` and ``|rho_t| = ||y_t - Q_t z_t||``, so
+    ``||y_t - X_t w||^2 = ||z_t - R_t w||^2 + rho_t^2``: the rows ``[R_t; 0]`` with targets
+    ``[z_t; rho_t]`` give the same residual norm, the same ``X_t' r`` and ``y_t' r`` for every
+    ``w``, hence the same losses, gradients, Hessians and duality gaps (the weights stay
+    ``1 / n_t``), up to the rounding of a backward-stable QR (the part of ``y_t`` outside the
+    span of ``X_t`` is never formed as ``||y||^2 - ||z||^2``, which cancels when the fit is
+    close). Kept for the last few data sets (a digest of their bytes): a grid builds one
+    :class:`GOMTLSteps` per fit."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=32)
+    for X, y in zip(Xl, yl):
+        for a in (X, y):
+            digest.update(repr(a.shape).encode())
+            digest.update(np.ascontiguousarray(a).data)
+    key = digest.hexdigest()
+    if key in _COMPRESSED:
+        return _COMPRESSED[key]
+    Xc, yc = [], []
+    for X, y in zip(Xl, yl):
+        n, d = X.shape
+        if n <= d + 1:
+            Xc.append(X)
+            yc.append(y)
+            continue
+        R = np.linalg.qr(np.column_stack([X, y]), mode="r")
+        Xc.append(np.triu(R)[:, :d])  # (d + 1) x d, its last row 0
+        yc.append(R[:, d].copy())
+    while len(_COMPRESSED) >= 4:  # the oldest first
+        _COMPRESSED.pop(next(iter(_COMPRESSED)))
+    _COMPRESSED[key] = (Xc, yc)
+    return Xc, yc
+
+
+#: The last few outputs of :func:`_compress_rows`, by a digest of the data.
+_COMPRESSED: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+
+
 class GOMTLSteps:
     r"""The two GO-MTL steps on one data set (validated and prepared once).
 
@@ -918,7 +985,12 @@ class GOMTLSteps:
     :func:`solve_gomtl_basis` are these on freshly prepared data, and
     :func:`amtl_cvx.baselines.multitask.fit_gomtl` alternates them on one instance.
 
-    **Data.** The tasks' rows are stacked once; when padding every task with zero rows of
+    **Data.** For the squared loss, every task with more than ``d + 1`` rows is first
+    replaced by ``d + 1`` rows with the same losses, gradients and duality gaps (its thin QR
+    factor and the norm of the targets' part outside the span, :func:`_compress_rows`): on
+    ``make_tabular_tasks(random_state=0)`` the rows fall from 8,248 to 3,642 (4,060 padded:
+    every task then fits the padded layout below), and the default GO-MTL grid's time
+    roughly halves (docs/baselines.md). The tasks' rows are stacked once; when padding every task with zero rows of
     weight 0 to the largest size at most doubles the rows (always for equal sizes), they
     are held as one (T, n, d) array and every per-task product (the scores ``X_t w_t``, the
     sums ``X_t' v_t``, the Grams ``X_t' diag(v) X_t``) is one batched call.
@@ -965,12 +1037,14 @@ class GOMTLSteps:
         self.Xl, self.yl, self.loss = _prepare(Xs, ys, loss)
         T = self.n_tasks = len(self.Xl)
         d = self.n_features = self.Xl[0].shape[1]
-        ns = np.array([X.shape[0] for X in self.Xl])
+        n_rows = np.array([X.shape[0] for X in self.Xl], dtype=np.float64)  # the weights' n_t
+        Xr, yr = (_compress_rows(self.Xl, self.yl) if self.loss == "squared" else (self.Xl, self.yl))
+        ns = np.array([X.shape[0] for X in Xr])
         n = int(ns.max())
         if T * n <= _PAD_MAX * ns.sum():
             X3, y2, w2 = np.zeros((T, n, d)), np.zeros((T, n)), np.zeros((T, n))
-            for t, (X, y) in enumerate(zip(self.Xl, self.yl)):
-                X3[t, : len(y)], y2[t, : len(y)], w2[t, : len(y)] = X, y, 1.0 / len(y)
+            for t, (X, y) in enumerate(zip(Xr, yr)):
+                X3[t, : len(y)], y2[t, : len(y)], w2[t, : len(y)] = X, y, 1.0 / n_rows[t]
             self._X3: np.ndarray | None = X3
             self._X, self._y, self._w = X3.reshape(T * n, d), y2.ravel(), w2.ravel()
             self._task = np.repeat(np.arange(T), n)
@@ -978,10 +1052,10 @@ class GOMTLSteps:
         else:
             self._X3 = None
             self._bounds = np.concatenate([[0], np.cumsum(ns)])
-            self._X = np.vstack(self.Xl)
-            self._y = np.concatenate(self.yl)
+            self._X = np.vstack(Xr)
+            self._y = np.concatenate(yr)
             self._task = np.repeat(np.arange(T), ns)
-            self._w = 1.0 / np.repeat(ns.astype(np.float64), ns)  # 1 / n_t on every row of task t
+            self._w = 1.0 / np.repeat(n_rows, ns)  # 1 / n_t on every row of task t
         self._G: np.ndarray | None = None  # X_t'X_t / n_t, (T, d, d)
         self._Xy: np.ndarray | None = None  # X_t'y_t / n_t, (T, d)
         # Cholesky factors kept between logistic L-steps as preconditioners: (k, lam, factor)

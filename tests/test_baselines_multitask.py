@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from amtl_cvx import make_classification_tasks, make_regression_tasks
+from amtl_cvx import make_classification_tasks, make_regression_tasks, make_tabular_tasks
 from amtl_cvx.backends import ConvergenceWarning
 from amtl_cvx.baselines import fit_single_task
 from amtl_cvx.baselines.multitask import (
@@ -180,6 +180,54 @@ def test_norm_fast_equals_cvxpy(penalty, instance, factor, rho):
     assert abs(F_fast - F_exact) <= F_RTOL * F_exact, (F_fast, F_exact)
     if rho > 0:  # strongly convex: the minimiser is unique
         assert _rel(W, res.solution) <= 1e-4
+
+
+def _tabular(seed=0):
+    """12 tasks shaped like real tabular data: one-hot groups collinear with the bias, integer
+    features in the tens, rare indicators, 17 to 150 rows for 28 features (rank-deficient
+    tasks). The squared-loss norms are solved by proximal Newton with second-order finishes."""
+    return make_tabular_tasks(n_tasks=12, random_state=seed).train
+
+
+@pytest.mark.parametrize("penalty", ["l21", "trace"])
+@pytest.mark.parametrize("seed, factor, rho", [(0, 0.05, 0.0), (0, 1e-3, 0.0), (1, 1e-3, 0.0), (1, 1e-3, 0.05)])
+def test_squared_norms_on_tabular_equal_cvxpy(penalty, seed, factor, rho):
+    """Badly scaled, collinear, rank-deficient tasks: the fast squared-loss fit is certified
+    (relative duality gap recomputed from the data), its objective is the CVXPY optimum's,
+    and with rho > 0 (unique minimiser) so is its solution."""
+    data = _tabular(seed)
+    fit, objective, Problem = (
+        (fit_l21, l21_objective, L21Problem) if penalty == "l21" else (fit_trace_norm, trace_norm_objective, TraceNormProblem)
+    )
+    lam = factor * lambda_max(data.Xs, data.ys, penalty=penalty)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        W = fit(data, lam, rho=rho)
+    assert relative_duality_gap(data.Xs, data.ys, W, lam, penalty=penalty, rho=rho) <= 1e-9
+    res = Problem(data).set(lam, rho).solve()
+    F_fast = objective(W, data, lam=lam, rho=rho)
+    F_exact = objective(res.solution, data, lam=lam, rho=rho)
+    assert F_fast <= F_exact * (1 + F_RTOL), (F_fast, F_exact)
+    assert F_exact - F_fast <= F_RTOL * F_fast
+    if rho > 0:
+        assert _rel(W, res.solution) <= 1e-4
+
+
+@pytest.mark.parametrize("penalty", ["l21", "trace"])
+def test_squared_norm_path_on_tabular_is_certified(penalty):
+    """The default grid's warm-started path (13 values of lam, lambda_max down to 1e-4 of it)
+    on the tabular instance: every point certified from the data in a few proximal Newton
+    iterations, the last one equal (objective) to its cold fit."""
+    data = _tabular(1)
+    grid = MULTITASK_BASELINES["l21" if penalty == "l21" else "trace_norm"].param_grid(data)["lam"]
+    W = None
+    for lam in sorted(grid, reverse=True):
+        res = solve_penalized(data.Xs, data.ys, lam, penalty=penalty, W0=W, max_iter=10)
+        assert res.converged, lam
+        W = res.solution
+        assert relative_duality_gap(data.Xs, data.ys, W, lam, penalty=penalty) <= 1e-9
+    cold = solve_penalized(data.Xs, data.ys, lam, penalty=penalty)
+    assert abs(res.objective - cold.objective) <= 2e-9 * cold.objective
 
 
 def test_fast_certificate_is_scale_free():
@@ -411,6 +459,28 @@ def test_gomtl_codes_from_a_warm_start_padded_and_segmented(loss, monkeypatch):
     S_p, S_s = padded.codes(L, mu, S0=S0), segmented.codes(L, mu, S0=S0)
     assert S_p.converged and S_s.converged
     np.testing.assert_allclose(S_p.solution, S_s.solution, rtol=1e-8, atol=1e-10)
+
+
+def test_gomtl_compressed_rows_agree(monkeypatch):
+    """Squared-loss steps on tasks with more than d + 1 rows run on their QR-compressed rows
+    (``[R_t; 0]``, targets ``[Q_t'y_t; ||y_perp||]``): the objective, the certified codes and
+    the basis equal those computed on the raw rows."""
+    data = make_regression_tasks(n_tasks=6, n_features=6, n_samples=[40, 9, 60, 25, 7, 30], random_state=3).train
+    k, mu, lam = 3, 0.02, 0.1
+    L = gomtl_initial_basis(data, k)
+    compressed = fast_baselines.GOMTLSteps(data.Xs, data.ys)
+    monkeypatch.setattr(fast_baselines, "_compress_rows", lambda Xl, yl: (Xl, yl))
+    raw = fast_baselines.GOMTLSteps(data.Xs, data.ys)
+    assert compressed._X.shape[0] < raw._X.shape[0]
+    S = np.abs(np.random.default_rng(0).standard_normal((k, data.n_tasks)))
+    assert compressed.objective(L, S, mu, lam) == pytest.approx(raw.objective(L, S, mu, lam), rel=1e-12)
+    assert compressed.objective(L, S, mu, lam) == pytest.approx(gomtl_objective(L, S, data, mu=mu, lam=lam), rel=1e-12)
+    S_c, S_r = compressed.codes(L, mu), raw.codes(L, mu)
+    assert S_c.converged and S_r.converged
+    np.testing.assert_allclose(S_c.solution, S_r.solution, rtol=1e-8, atol=1e-10)
+    L_c, L_r = compressed.basis(S_c.solution, lam, L0=L), raw.basis(S_c.solution, lam, L0=L)
+    assert L_c.converged and L_r.converged
+    np.testing.assert_allclose(L_c.solution, L_r.solution, rtol=1e-8, atol=1e-10)
 
 
 def test_pcg_bounds_hold_for_any_iterate():

@@ -34,14 +34,16 @@ Backends
 exact solvers (:mod:`amtl_cvx.exact`; cvxpy is imported only then). ``backend="fast"``
 (the default) uses :mod:`solvers.baselines` (numpy / scipy): closed forms for the
 squared-loss pooled and mean-regularised models (a d x d system, see that module), Newton
-for their logistic versions (relative Newton decrement <= 1e-10), restarted FISTA for the
-l2,1 and trace norms (relative duality gap <= ``tol``, default 1e-9: a bound on the
-relative suboptimality of the objective whatever the data's scale), and for the GO-MTL
-steps an exact active-set solve of the codes (proximal Newton for the logistic loss;
-largest per-task relative duality gap <= 1e-10) and a direct solve / Newton for the basis
-(:class:`solvers.baselines.GOMTLSteps`). A fast solve that misses its tolerance warns
-(:class:`~amtl_cvx.backends.ConvergenceWarning`); FISTA is slow on badly scaled features
-(its step is set by the largest curvature), where ``backend="cvxpy"`` is the remedy.
+for their logistic versions (relative Newton decrement <= 1e-10), proximal Newton for the
+l2,1 and trace norms (:mod:`solvers.prox_newton`; with the squared loss its Hessians are
+the constant Grams and its inner solves end with Newton's method on the row support or
+on the rank manifold, which badly scaled, collinear features need; relative duality gap
+<= ``tol``, default 1e-9: a bound on the relative suboptimality of the objective whatever
+the data's scale), and for the GO-MTL steps an exact active-set solve of the codes
+(proximal Newton for the logistic loss; largest per-task relative duality gap <= 1e-10)
+and a direct solve / Newton for the basis (:class:`solvers.baselines.GOMTLSteps`). A fast
+solve that misses its tolerance warns (:class:`~amtl_cvx.backends.ConvergenceWarning`);
+``backend="cvxpy"`` is the independent route.
 
 GO-MTL alternates an S-step (the codes; T independent l1-regularised problems) and an
 L-step (the basis; one ridge-type problem in ``L``), each solved exactly, from ``L`` =
@@ -197,7 +199,13 @@ def _gomtl_value(L: np.ndarray, S: np.ndarray, data: MultiTaskData, mu: float, l
     is ``task_loss`` over the tasks), so equal to it to the last bit: ``fit_gomtl``'s
     history, evaluated twice per alternation."""
     W = L @ S
-    losses = np.array([task_loss(X, y, W[:, t], loss) for t, (X, y) in enumerate(zip(data.Xs, data.ys))])
+    if loss == "squared":  # task_loss's squared branch, inlined (the same operations, in order)
+        losses = np.empty(W.shape[1])
+        for t, (X, y) in enumerate(zip(data.Xs, data.ys)):
+            r = y - X @ W[:, t]
+            losses[t] = float(r @ r) / (2.0 * X.shape[0])
+    else:
+        losses = np.array([task_loss(X, y, W[:, t], loss) for t, (X, y) in enumerate(zip(data.Xs, data.ys))])
     return float(losses.sum() + mu * np.sum(np.abs(S)) + lam * np.sum(L * L))
 
 
@@ -327,8 +335,9 @@ def fit_l21(
     rho : float, default=0.0
         ``rho >= 0`` (0: the standard formulation).
     backend : {"fast", "cvxpy"}
-        ``"fast"``: restarted FISTA (squared loss) or proximal Newton (logistic loss) to a
-        relative duality gap ``tol`` (:func:`solvers.baselines.solve_penalized`);
+        ``"fast"``: proximal Newton (squared loss: constant Hessians, Newton's method on
+        the row support to finish) to a relative duality gap ``tol``
+        (:func:`solvers.baselines.solve_penalized`);
         ``"cvxpy"``: :class:`amtl_cvx.problems.baselines.L21Problem`.
     solver : str, optional
     tol, max_iter :
