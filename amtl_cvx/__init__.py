@@ -20,9 +20,19 @@ from amtl_cvx.loaders import load_release_mat, save_release_mat
 from amtl_cvx.model_selection import TaskKFold, evaluate_grid
 from amtl_cvx.objective import amtl_objective, task_losses
 from amtl_cvx.persistence import load_model, save_model
-from amtl_cvx.problems.custom import Variant, VariantError
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Variant and VariantError are CVXPY statements: imported on first use, so that
+    # ``import amtl_cvx`` (the fast solvers, the command line) does not load CVXPY
+    if name in ("Variant", "VariantError"):
+        from amtl_cvx.problems import custom
+
+        return getattr(custom, name)
+    raise AttributeError(f"module 'amtl_cvx' has no attribute {name!r}")
+
 
 __all__ = [
     "MultiTaskData",

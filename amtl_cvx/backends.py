@@ -2,7 +2,8 @@
 
 A backend answers three questions, always in original units:
 
-- ``transfer(W, penalty, lam, B0)`` -> B, the B-step;
+- ``transfer(W, penalty, lam, B0, ridge)`` -> B, the B-step (``ridge``: the transfer
+  ridge ``rho ||B||_F^2``, 0 in the paper's objective);
 - ``tasks(B, lam, weights, ridge, W0)`` -> W, the W-step;
 - ``curriculum(task, W, learned, q, lam, ridge)`` -> (w, b), one curriculum step
   (``b`` of length T, zero outside ``learned``).
@@ -36,7 +37,9 @@ class ConvergenceWarning(UserWarning):
 
 
 class Backend(Protocol):
-    def transfer(self, W: np.ndarray, penalty: np.ndarray, lam: float, B0: np.ndarray | None) -> np.ndarray: ...
+    def transfer(
+        self, W: np.ndarray, penalty: np.ndarray, lam: float, B0: np.ndarray | None, ridge: float = 0.0
+    ) -> np.ndarray: ...
 
     def tasks(
         self, B: np.ndarray, lam: float, weights: np.ndarray, ridge: float, W0: np.ndarray | None
@@ -64,6 +67,7 @@ class CvxpyBackend:
 
         self.data, self.loss, self.solver = data, loss, solver
         self._transfer = TransferProblem(data.n_features, data.n_tasks)
+        self._transfer_ridge = None  # built at the first B-step with a transfer ridge
         self._tasks = TasksProblem(data, loss)
         self._curriculum = [
             CurriculumStepProblem(X, y, data.n_tasks, t, loss)
@@ -76,8 +80,20 @@ class CvxpyBackend:
         self.stats.append(result.stats)
         return result.solution
 
-    def transfer(self, W, penalty, lam, B0=None):
-        return self._solve(self._transfer.set(W, penalty, lam))
+    def transfer(self, W, penalty, lam, B0=None, ridge=0.0):
+        """The B-step. With a transfer ridge ``rho > 0`` it is the ridge-free statement for
+        ``[W; sqrt(rho / lam) I]`` (the same minimiser: ``lam ||w_t - W b||^2 + rho ||b||^2``
+        is ``lam ||[w_t; sqrt(rho / lam) e_t] - [W; sqrt(rho / lam) I] b||^2 - rho`` when
+        ``b_t = 0``), so the ridge is stated, solved and certified by the same machinery."""
+        if ridge == 0.0:
+            return self._solve(self._transfer.set(W, penalty, lam))
+        from amtl_cvx.problems import TransferProblem
+
+        T = self.data.n_tasks
+        if self._transfer_ridge is None:
+            self._transfer_ridge = TransferProblem(self.data.n_features + T, T)
+        aug = np.vstack([W, np.sqrt(ridge / lam) * np.eye(T)])
+        return self._solve(self._transfer_ridge.set(aug, penalty, lam))
 
     def tasks(self, B, lam, weights, ridge, W0=None):
         return self._solve(self._tasks.set(B, lam, weights, ridge))
@@ -123,10 +139,10 @@ class FastBackend:
             )
         return result.solution
 
-    def transfer(self, W, penalty, lam, B0=None):
+    def transfer(self, W, penalty, lam, B0=None, ridge=0.0):
         from solvers.transfer import solve_transfer
 
-        return self._check(solve_transfer(W, penalty, lam, B0=B0, tol=self.tol), "B-step")
+        return self._check(solve_transfer(W, penalty, lam, B0=B0, tol=self.tol, ridge=ridge), "B-step")
 
     def tasks(self, B, lam, weights, ridge, W0=None):
         from solvers.tasks import solve_tasks
@@ -200,7 +216,9 @@ class VariantBackend:
         self.stats.append(result.stats)
         return result
 
-    def transfer(self, W, penalty, lam, B0=None):
+    def transfer(self, W, penalty, lam, B0=None, ridge=0.0):
+        if ridge != 0.0:  # fit_alternating resolves a variant's transfer ridge to 0
+            raise ValueError("a variant's fit has no transfer ridge (write it into the variant's statement)")
         if self.custom_transfer is None:
             return self.base.transfer(W, penalty, lam, B0)
         return self._solve(self.custom_transfer.set(W, penalty, lam)).solution

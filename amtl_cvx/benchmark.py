@@ -90,6 +90,7 @@ FIT_COLUMNS = (
     "lam",
     "mu",
     "ridge",
+    "transfer_ridge",
     "backend",
     "method",
     "time",
@@ -637,11 +638,13 @@ def run_fit_benchmark(
         (140) tasks, one-hot groups collinear with the bias, integer features in the
         tens, many tasks with fewer rows than features), ``lam = lam_generated``,
         ``mu``, ``ridge = ridge_tabular`` (0.1: at ``ridge = 0`` this problem has no
-        minimiser, see docs/algorithms.md); fast backend only (the CVXPY statements at
+        minimiser, see docs/algorithms.md) and the default transfer ridge (``"auto"``:
+        without it ``B`` is unbounded on such data); fast backend only (the CVXPY statements at
         140 tasks and 28 features need more memory than a small machine has);
         skipped when ``include_tabular`` is False.
 
-    Each is fitted by :func:`amtl_cvx.fit_alternating` (squared loss, ``ridge = 0`` except (c),
+    Each is fitted by :func:`amtl_cvx.fit_alternating` (squared loss; (a) and (b) with the
+    paper's objective, ``ridge = transfer_ridge = 0``;
     ``max_iter``, ``tol``) from the same single-task start three times: by alternation
     with both backends (fast and CVXPY subproblems, the same algorithm), and by the fast
     backend's L-BFGS method (``method="lbfgs"``). ``rel_gap`` is relative to the fast
@@ -721,7 +724,7 @@ def run_fit_benchmark(
     repeat = _check_int(repeat, "repeat", 1)
 
     both = (("fast", "alternating"), ("cvxpy", "alternating"), ("fast", "lbfgs"))
-    problems: list[tuple[str, Any, float, float, tuple]] = []
+    problems: list[tuple[str, Any, float, float, Any, tuple]] = []
     if mat_path is not None:
         path = Path(mat_path)
         if not path.is_file():
@@ -729,26 +732,26 @@ def run_fit_benchmark(
         dataset = load_release_mat(path)
         if dataset.loss != "squared":
             raise ValueError(f"mat_path must hold a regression data set, {path.name} is {dataset.loss}")
-        problems.append((path.stem, dataset.train, lam_release, 0.0, both))
+        problems.append((path.stem, dataset.train, lam_release, 0.0, 0.0, both))
     if include_generated:
         ds = make_regression_tasks(
             n_tasks=n_tasks, n_features=n_features, n_samples=n_samples, n_val=1, n_test=1,
             n_parents=min(2, max(1, n_tasks // 3)), random_state=random_state,
         )
-        problems.append((ds.name, ds.train, lam_generated, 0.0, both))
+        problems.append((ds.name, ds.train, lam_generated, 0.0, 0.0, both))
     if include_tabular:
         tab = make_tabular_tasks(n_tasks=tabular_tasks, random_state=random_state)
-        problems.append((tab.name, tab.train, lam_generated, ridge_tabular,
+        problems.append((tab.name, tab.train, lam_generated, ridge_tabular, "auto",
                          (("fast", "alternating"), ("fast", "lbfgs"))))
 
     rows: list[dict[str, Any]] = []
-    for name, data, lam, ridge, methods in problems:
+    for name, data, lam, ridge, transfer_ridge, methods in problems:
         obj_fast = _NAN
         for backend, method in methods:
             _say(progress, f"fit {name} (T={data.n_tasks}, d={data.n_features}) backend {backend}, {method}")
             cap = max_iter if backend == "fast" or max_iter_cvxpy is None else max_iter_cvxpy
-            args = (data, name, lam, mu, ridge, backend, solver if backend == "cvxpy" else None, cap, tol,
-                    method)
+            args = (data, name, lam, mu, ridge, transfer_ridge, backend, solver if backend == "cvxpy" else None,
+                    cap, tol, method)
             row = _time_fit(*args)
             if backend == "fast" and repeat > 1:
                 # like the subproblems: the first run was the warm-up, report the median
@@ -763,7 +766,7 @@ def run_fit_benchmark(
     return rows
 
 
-def _time_fit(data, name, lam, mu, ridge, backend, solver, max_iter, tol, method) -> dict[str, Any]:
+def _time_fit(data, name, lam, mu, ridge, transfer_ridge, backend, solver, max_iter, tol, method) -> dict[str, Any]:
     from amtl_cvx.backends import ConvergenceWarning
     from amtl_cvx.exact import ExactSolveError
     from amtl_cvx.fit import fit_alternating
@@ -778,17 +781,17 @@ def _time_fit(data, name, lam, mu, ridge, backend, solver, max_iter, tol, method
         try:
             fit = fit_alternating(
                 data, lam=lam, mu=mu, loss="squared", ridge=ridge, max_iter=max_iter, tol=tol,
-                backend=backend, solver=solver, method=method,
+                backend=backend, solver=solver, method=method, transfer_ridge=transfer_ridge,
             )
         except ExactSolveError as exc:
             row.update(time=time.perf_counter() - t0, n_iter=0, time_per_iter=_NAN, converged=False,
-                       objective=_NAN, status=f"failed: {exc}")
+                       objective=_NAN, status=f"failed: {exc}", transfer_ridge=_NAN)
             return row
     elapsed = time.perf_counter() - t0
     n_warn = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     row.update(
         time=elapsed, n_iter=fit.n_iter, time_per_iter=elapsed / max(1, fit.n_iter),
-        converged=bool(fit.converged), objective=float(fit.objective),
+        converged=bool(fit.converged), objective=float(fit.objective), transfer_ridge=fit.transfer_ridge,
         status="ok" if n_warn == 0 else f"{n_warn} solver convergence warnings",
     )
     return row
@@ -950,6 +953,7 @@ _FIT_FORMAT = (
     ("lam", "lam", "g"),
     ("mu", "mu", "g"),
     ("ridge", "ridge", "g"),
+    ("transfer_ridge", "transfer ridge", ".3g"),
     ("backend", "backend", ""),
     ("method", "method", ""),
     ("time", "time [s]", ".3g"),

@@ -109,6 +109,10 @@ def _add_fit_options(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--ridge", type=ridge_value, default="auto",
                    help="AMTL's ridge * ||W||_F^2: a number, or auto = 0.1 * lam (keeps the problem "
                         "well posed when I - B is singular); 0 is the paper's objective")
+    p.add_argument("--transfer-ridge", type=ridge_value, default="auto",
+                   help="Algorithm 1's transfer_ridge * ||B||_F^2: a number, or auto = 0.1 * lam * "
+                        "mean ||w_t||^2 of the single-task models (every B-step's minimiser unique, "
+                        "B bounded); 0 with --ridge 0 is the paper's objective")
     p.add_argument("--sigma", type=float, default=0.0, help="imbalance exponent: c_t = s / n_t**sigma")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar over the grid (default: on when stderr is a terminal)")
@@ -149,7 +153,8 @@ def _select_amtl(dataset, args, algorithm, lams, mus):
         bar.update(1)
         bar.set_postfix_str(f"lam={params['lam']:g} mu={params['mu']:g} val={err:.4g}")
 
-    extra = {"selection": _curriculum_selection(args, dataset.train.n_tasks)} if algorithm == "curriculum" else {}
+    extra = ({"selection": _curriculum_selection(args, dataset.train.n_tasks)} if algorithm == "curriculum"
+             else {"transfer_ridge": args.transfer_ridge})
     with progress_bar(show, len(lams) * len(mus), f"AMTL grid ({algorithm})") as bar, \
             warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -163,8 +168,9 @@ def _select_amtl(dataset, args, algorithm, lams, mus):
     n = len(lams) * len(mus)
     unconverged, singular = flagged[ConvergenceWarning], flagged[SingularTransferWarning]
     if unconverged:
-        remedy = ("at ridge = 0 the problem may have no minimiser: use --ridge auto"
-                  if args.ridge == 0 else "their models are the last iterates, not certified")
+        remedy = ("with a ridge at 0 the problem may have no minimiser: use --ridge auto --transfer-ridge auto"
+                  if args.ridge == 0 or args.transfer_ridge == 0
+                  else "their models are the last iterates, not certified")
         print(f"\n{len(unconverged)} of {n} AMTL grid fits stopped at max_iter without the KKT "
               f"certificate ({', '.join(unconverged)}); {remedy} (docs/algorithms.md, 'When there "
               "is no minimiser')")
@@ -189,10 +195,12 @@ def _select(dataset, args, lams, mus):
     return chosen
 
 
-def _params_text(key: str, sel, ridge, selection: str) -> str:
+def _params_text(key: str, sel, ridge, selection: str, transfer_ridge="auto") -> str:
     text = ", ".join(f"{k}={v:g}" for k, v in sel.params.items())
     if sel.fit is not None:
         text += f", ridge={sel.fit.ridge:g}" + (" (auto)" if ridge == "auto" else "")
+    if key == "alternating":
+        text += f", transfer_ridge={sel.fit.transfer_ridge:.3g}" + (" (auto)" if transfer_ridge == "auto" else "")
     if key == "curriculum":
         text += f", {selection} selection"
     return text
@@ -214,7 +222,8 @@ def _report(dataset, chosen, args, roles=None) -> str:
     for key, sel in chosen.items():
         edges = f"{int(np.count_nonzero(sel.fit.B))}" if sel.fit is not None else ""
         print(f"{_LABELS[key]:<24} {sel.val_error:10.4f} {test[key].mean():9.4f} {edges:>6}  "
-              f"{_params_text(key, sel, args.ridge, _curriculum_selection(args, dataset.train.n_tasks))}")
+              + _params_text(key, sel, args.ridge, _curriculum_selection(args, dataset.train.n_tasks),
+                             args.transfer_ridge))
     for key, sel in chosen.items():
         edge = grid_edges(sel) if sel.fit is None else {}
         if edge:
@@ -340,6 +349,7 @@ def _fit(args) -> int:
         amtl.fit, dataset.train, loss=dataset.loss, lam=amtl.params["lam"], mu=amtl.params["mu"],
         ridge=args.ridge, sigma=args.sigma, algorithm=algorithm, backend=args.backend,
         solver=args.solver, selection=_curriculum_selection(args, dataset.train.n_tasks),
+        transfer_ridge=args.transfer_ridge,
     )
     save_model(model, out)
     print(f"\nsaved the AMTL model validation picks ({_LABELS[algorithm]}; {type(model).__name__}, W {amtl.fit.W.shape}, B {amtl.fit.B.shape}) "

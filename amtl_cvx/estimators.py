@@ -90,9 +90,15 @@ from amtl_cvx._validation import check_scalar
 from amtl_cvx.backends import BACKENDS
 from amtl_cvx.baselines import fit_single_task
 from amtl_cvx.data import MultiTaskData
-from amtl_cvx.fit import SELECTIONS, AMTLFit, fit_alternating, fit_curriculum, resolve_ridge
+from amtl_cvx.fit import (
+    SELECTIONS,
+    AMTLFit,
+    check_transfer_ridge,
+    fit_alternating,
+    fit_curriculum,
+    resolve_ridge,
+)
 from amtl_cvx.objective import amtl_objective, imbalance_weights
-from amtl_cvx.problems.custom import Variant
 
 __all__ = [
     "AMTLRegressor",
@@ -385,6 +391,7 @@ class _AMTLSolver:
         backend: str = "fast",
         solver: str | None = None,
         ridge: float | str = "auto",
+        transfer_ridge: float | str = "auto",
         s: float = 1.0,
         sigma: float = 0.0,
         selection: str = "greedy",
@@ -402,6 +409,7 @@ class _AMTLSolver:
         self.backend = backend
         self.solver = solver
         self.ridge = ridge
+        self.transfer_ridge = transfer_ridge
         self.s = s
         self.sigma = sigma
         self.selection = selection
@@ -415,6 +423,7 @@ class _AMTLSolver:
 
     def _check_solver_params(self) -> None:
         resolve_ridge(self.ridge, check_scalar(self.lam, "lam", strict=True))
+        check_transfer_ridge(self.transfer_ridge)
         check_scalar(self.mu, "mu")
         check_scalar(self.s, "s")
         check_scalar(self.sigma, "sigma")
@@ -437,6 +446,8 @@ class _AMTLSolver:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         _check_bool(self.warm_start, "warm_start")
         if self.variant is not None:
+            from amtl_cvx.problems.custom import Variant
+
             if not isinstance(self.variant, Variant):
                 raise ValueError(f"variant must be an amtl_cvx.Variant or None, got {type(self.variant).__name__}")
             self.variant.check()
@@ -460,7 +471,8 @@ class _AMTLSolver:
             return fit_curriculum(data, selection=self.selection, **common)
         # fit_alternating warns (ConvergenceWarning) when it stops at max_iter
         return fit_alternating(
-            data, max_iter=self.max_iter, tol=self.tol, **self._warm_start_point(data), **common
+            data, max_iter=self.max_iter, tol=self.tol, transfer_ridge=self.transfer_ridge,
+            **self._warm_start_point(data), **common
         )
 
 
@@ -567,6 +579,12 @@ _AMTL_PARAMS_DOC = """
         Weight of ``ridge ||W||_F^2``; ``"auto"`` is ``0.1 * lam``
         (:data:`amtl_cvx.fit.AUTO_RIDGE_RATIO`), which keeps the problem well posed
         whatever ``B`` is; ``0`` is the paper's objective.
+    transfer_ridge : float or "auto", default="auto"
+        Weight of ``transfer_ridge ||B||_F^2`` (``algorithm="alternating"`` only);
+        ``"auto"`` is ``0.1 * lam * mean_t ||w_t||^2`` over the single-task models
+        (:func:`amtl_cvx.fit.resolve_transfer_ridge`), which keeps every B-step's
+        minimiser unique and ``B`` bounded; ``0`` (with ``ridge=0``) is the paper's
+        objective. ``"auto"`` is 0 with a ``variant``.
     s, sigma : float, default=1.0, 0.0
         Imbalance weights ``c_t = s / n_t**sigma``; the default gives ``c_t = 1``.
     selection : {"greedy", "static"}, default="greedy"

@@ -3,6 +3,7 @@ r"""The AMTL algorithms: alternating minimisation (Algorithm 1) and curriculum (
 Both minimise (``docs/objective.md``)::
 
     F(W, B) = sum_t (1 + mu c_t ||B[t,:]||_1) L_t(w_t) + lam ||W - W B||_F^2 + ridge ||W||_F^2
+              + transfer_ridge ||B||_F^2     (Algorithm 1; see docs/objective.md)
     s.t. B >= 0, diag(B) = 0
 
 with every subproblem solved by a backend: ``"fast"`` (the ``solvers`` package) or
@@ -40,6 +41,8 @@ __all__ = [
     "SingularTransferWarning",
     "coupling_strength",
     "resolve_ridge",
+    "resolve_transfer_ridge",
+    "AUTO_TRANSFER_RIDGE_RATIO",
     "NonMonotoneWarning",
     "FEASIBILITY_TOL",
 ]
@@ -63,6 +66,17 @@ METHODS = ("auto", "lbfgs", "alternating")
 #: (the worst grid point's test RMSE within 1.15x of the best, against 10x to 36x at
 #: ``ridge = 0``) and keeps AMTL 17% below single-task ridge on synthetic_dataset.mat.
 AUTO_RIDGE_RATIO = 0.1
+
+#: ``transfer_ridge="auto"`` (the default of Algorithm 1) is
+#: ``AUTO_TRANSFER_RIDGE_RATIO * lam * mean_t ||w_t||^2`` with ``w_t`` the single-task
+#: models the fit starts from: a tenth of the average diagonal of ``lam W'W``, the
+#: B-step's quadratic term, so that every B-step is strictly convex (its minimiser
+#: unique) and ``B`` stays bounded (docs/objective.md, "The transfer ridge"). Without it,
+#: on real-data-like tasks with fewer rows than features (``make_tabular_tasks``), tasks
+#: that fit their rows exactly send for free and ``B`` grows without bound (a fit at
+#: ``lam = 0.1, mu = 0.1`` crawls for 1,000 iterations while ``max B`` climbs past 60),
+#: and at ``mu = 0`` the B-steps are degenerate; with it every grid point converges.
+AUTO_TRANSFER_RIDGE_RATIO = 0.1
 
 #: A fit warns (:class:`SingularTransferWarning`) when :func:`coupling_strength` is at
 #: most this, ``sqrt(machine epsilon)`` (with ``ridge = 0``: when the smallest singular
@@ -102,6 +116,37 @@ def resolve_ridge(ridge: float | str, lam: float) -> float:
             raise ValueError(f"ridge must be a nonnegative number or 'auto', got {ridge!r}")
         return AUTO_RIDGE_RATIO * lam
     return check_scalar(ridge, "ridge")
+
+
+def check_transfer_ridge(transfer_ridge: float | str) -> float | str:
+    """``transfer_ridge`` checked: ``"auto"`` or a finite number ``>= 0`` (ValueError naming it)."""
+    if isinstance(transfer_ridge, str):
+        if transfer_ridge != "auto":
+            raise ValueError(f"transfer_ridge must be a nonnegative number or 'auto', got {transfer_ridge!r}")
+        return transfer_ridge
+    value = check_scalar(transfer_ridge, "transfer_ridge")
+    if value > _MAX_WEIGHT:
+        raise ValueError(f"transfer_ridge must be at most {_MAX_WEIGHT:g}, got {value:g}")
+    return value
+
+
+def resolve_transfer_ridge(transfer_ridge: float | str, lam: float, W_single: np.ndarray) -> float:
+    """The transfer ridge a fit uses: ``transfer_ridge`` itself, or for ``"auto"``
+    ``AUTO_TRANSFER_RIDGE_RATIO * lam * mean_t ||w_t||^2`` over the columns of
+    ``W_single`` (the single-task models at the fit's ``lam`` and ``ridge``).
+
+    Parameters
+    ----------
+    transfer_ridge : float or "auto"
+    lam : float
+        The fit's ``lam`` (already checked).
+    W_single : numpy.ndarray
+        (d, T) single-task models.
+    """
+    value = check_transfer_ridge(transfer_ridge)
+    if value == "auto":
+        return float(AUTO_TRANSFER_RIDGE_RATIO * lam * np.mean(np.sum(W_single * W_single, axis=0)))
+    return value
 
 
 def coupling_strength(B: np.ndarray, lam: float, ridge: float) -> float:
@@ -195,6 +240,9 @@ class AMTLFit:
         (empty for the curriculum).
     ridge : float
         The ridge used (``ridge="auto"`` resolved, see :func:`resolve_ridge`).
+    transfer_ridge : float
+        Algorithm 1: the transfer ridge used (``"auto"`` resolved, see
+        :func:`resolve_transfer_ridge`); 0 for the curriculum and for variants.
     coupling : float
         :func:`coupling_strength` of ``B``: the penalty's strength along its weakest
         direction, relative to ``B = 0`` (1 there). At or below :data:`WEAK_COUPLING`
@@ -222,6 +270,7 @@ class AMTLFit:
     method: str = ""
     ridge: float = float("nan")
     coupling: float = float("nan")
+    transfer_ridge: float = 0.0
     variant: str = ""
     decrease: float = float("nan")
 
@@ -248,6 +297,7 @@ def fit_alternating(
     mu: float = 0.1,
     loss: str = "squared",
     ridge: float | str = "auto",
+    transfer_ridge: float | str = "auto",
     s: float = 1.0,
     sigma: float = 0.0,
     max_iter: int | None = None,
@@ -302,6 +352,13 @@ def fit_alternating(
         exactly, send for free, and ``I - B`` drifts to singular while ``||W||`` grows);
         such a fit ends at ``max_iter`` with a ``ConvergenceWarning``, and any fit whose
         ``I - B`` is numerically singular warns (:class:`SingularTransferWarning`).
+    transfer_ridge : float or "auto", default="auto"
+        Weight of ``transfer_ridge ||B||_F^2`` (docs/objective.md, "The transfer ridge");
+        ``"auto"`` is :data:`AUTO_TRANSFER_RIDGE_RATIO` ``* lam * mean_t ||w_t||^2`` over
+        the single-task models (:func:`resolve_transfer_ridge`; computed from them even
+        with ``W_init``). With it every B-step has a unique minimiser and ``B`` is
+        bounded; ``transfer_ridge = 0`` (and ``ridge = 0``) is the paper's objective. A
+        variant states its own problem: ``"auto"`` is then 0, and a number is refused.
     s, sigma : float
         Imbalance weights ``c_t = s / n_t**sigma``.
     max_iter : int, optional
@@ -346,7 +403,12 @@ def fit_alternating(
     lam, mu, ridge, c = _check_common(data, lam, mu, loss, ridge, s, sigma)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    transfer_ridge = check_transfer_ridge(transfer_ridge)
     if variant is not None:
+        if transfer_ridge != "auto":
+            raise ValueError("transfer_ridge: a variant states its own problem; write a ridge on B into "
+                             "its transfer statement (transfer_ridge='auto' is 0 for a variant)")
+        transfer_ridge = 0.0
         _check_variant(variant, "fit_alternating", ("transfer", "tasks"))
         if method == "lbfgs":
             raise ValueError("method='lbfgs' minimises the built-in problem; a variant is fitted by "
@@ -371,8 +433,12 @@ def fit_alternating(
             engine = VariantBackend(variant, make_backend(backend, data, loss, solver if backend == "cvxpy" else None),
                                     data, loss, lam=lam, mu=mu, c=c, ridge=ridge, solver=solver)
         B = np.zeros((T, T))
+        W_single = None
+        if W_init is None or transfer_ridge == "auto":
+            W_single = engine.tasks(B, lam, np.ones(T), ridge, None)
+        rho = resolve_transfer_ridge(transfer_ridge, lam, W_single)
         if W_init is None:
-            W = engine.tasks(B, lam, np.ones(T), ridge, None)
+            W = W_single
         else:
             W = np.array(W_init, dtype=np.float64)
             if W.shape != (data.n_features, T) or not np.all(np.isfinite(W)):
@@ -383,7 +449,7 @@ def fit_alternating(
             from solvers.joint import solve_amtl
 
             res = solve_amtl(
-                data.Xs, data.ys, lam, mu=mu, c=c, loss=loss, ridge=ridge, W0=W,
+                data.Xs, data.ys, lam, mu=mu, c=c, loss=loss, ridge=ridge, W0=W, transfer_ridge=rho,
                 B0=B if B_init is not None else None, tol=tol, max_iter=int(max_iter),
             )
             W, B = res.solution
@@ -393,10 +459,11 @@ def fit_alternating(
             evaluate = None if variant is None else _VariantObjective(variant, engine, data, lam, mu, c, loss, ridge)
             W, B, history, n_iter, cert = _alternate(
                 engine, data, W, B, lam, mu, c, loss, ridge, int(max_iter), tol, extrapolate, progress,
-                evaluate,
+                evaluate, rho,
             )
         if variant is None:
-            objective = amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge)
+            objective = amtl_objective(W, B, data, lam=lam, mu=mu, loss=loss, c=c, ridge=ridge,
+                                       transfer_ridge=rho)
         else:
             objective = history[-1]
     converged = bool(cert <= tol)
@@ -413,9 +480,10 @@ def fit_alternating(
                        ridge=ridge, coupling=coupling, variant=_variant_name(variant), decrease=float(cert))
     if not converged:
         what = "L-BFGS iterations" if method == "lbfgs" else "alternations"
-        remedy = ("raise max_iter" if ridge > 0 else
-                  "raise max_iter, or use ridge='auto' (the default) if the objective keeps "
-                  "falling while ||W|| grows (at ridge = 0 the problem may have no minimiser)")
+        remedy = ("raise max_iter" if ridge > 0 and rho > 0 else
+                  "raise max_iter, or use ridge='auto' and transfer_ridge='auto' (the defaults) if the "
+                  "objective keeps falling while ||W|| or ||B|| grows (with either ridge 0 the problem "
+                  "may have no minimiser)")
         warnings.warn(
             f"fit_alternating stopped after {n_iter} {what} (max_iter={max_iter}) with KKT "
             f"certificate {cert:.2e} > tol {tol:.1e}: {remedy}",
@@ -424,11 +492,12 @@ def fit_alternating(
         )
     coupling = _check_coupling(B, lam, ridge, W, data, loss, "fit_alternating")
     return AMTLFit(W, B, objective, np.array(history), n_iter, converged, c=c,
-                   certificate=float(cert), method=method, ridge=ridge, coupling=coupling)
+                   certificate=float(cert), method=method, ridge=ridge, coupling=coupling,
+                   transfer_ridge=rho)
 
 
 def _alternate(engine, data, W, B, lam, mu, c, loss, ridge, max_iter, tol, extrapolate, progress,
-               evaluate=None):
+               evaluate=None, rho=0.0):
     """Algorithm 1's alternation; returns ``(W, B, history, n_iter, certificate)``.
 
     ``evaluate`` (a :class:`_VariantObjective`) replaces the objective by a variant's
@@ -444,10 +513,11 @@ def _alternate(engine, data, W, B, lam, mu, c, loss, ridge, max_iter, tol, extra
             """``(F(W, B), L(W))``: the objective of docs/objective.md, without re-validation."""
             L = losses_of(W)
             R = W - W @ B
-            return float(loss_weights(B, c, mu) @ L + lam * np.sum(R * R) + ridge * np.sum(W * W)), L
+            return float(loss_weights(B, c, mu) @ L + lam * np.sum(R * R) + ridge * np.sum(W * W)
+                         + rho * np.sum(B * B)), L
 
         def certify(W, B, history):
-            return _kkt(kkt_losses, W, B, lam, mu, c, ridge)
+            return _kkt(kkt_losses, W, B, lam, mu, c, ridge, rho)
     else:
         F = evaluate
 
@@ -463,7 +533,7 @@ def _alternate(engine, data, W, B, lam, mu, c, loss, ridge, max_iter, tol, extra
         for n_iter in range(1, max_iter + 1):
             # warm start: the last B-step's own solution (an extrapolated B has a
             # smaller support, which would cost the B-step its pivots again)
-            B = engine.transfer(W, mu * c * losses, lam, B if previous is None else previous[1])
+            B = engine.transfer(W, mu * c * losses, lam, B if previous is None else previous[1], rho)
             W = engine.tasks(B, lam, loss_weights(B, c, mu), ridge, W)
             value, losses = F(W, B)
             if extrapolate and previous is not None:

@@ -106,11 +106,12 @@ def amtl_objective(
     loss: str = "squared",
     c: np.ndarray | None = None,
     ridge: float = 0.0,
+    transfer_ridge: float = 0.0,
 ) -> float:
     """The full AMTL objective.
 
     ``F(W, B) = sum_t (1 + mu c_t ||B[t,:]||_1) L_t(w_t) + lam ||W - W B||_F^2
-    + ridge ||W||_F^2``.
+    + ridge ||W||_F^2 + transfer_ridge ||B||_F^2``.
 
     Parameters
     ----------
@@ -118,8 +119,9 @@ def amtl_objective(
     B : numpy.ndarray, shape (T, T)
         Nonnegative with zero diagonal (checked).
     data : MultiTaskData
-    lam, mu, ridge : float
-        ``lam > 0``, ``mu >= 0``, ``ridge >= 0``.
+    lam, mu, ridge, transfer_ridge : float
+        ``lam > 0``, ``mu >= 0``, ``ridge >= 0``, ``transfer_ridge >= 0`` (both ridges 0:
+        the paper's objective; see ``docs/objective.md``).
     loss : {"squared", "logistic"}
     c : numpy.ndarray, optional
         Imbalance weights (default all ones).
@@ -127,6 +129,7 @@ def amtl_objective(
     lam = check_scalar(lam, "lam", strict=True)
     mu = check_scalar(mu, "mu")
     ridge = check_scalar(ridge, "ridge")
+    transfer_ridge = check_scalar(transfer_ridge, "transfer_ridge")
     W = _check_W(W, data)
     B = check_transfer_matrix(B, data.n_tasks)
     c = _check_c(c, data.n_tasks)
@@ -134,6 +137,7 @@ def amtl_objective(
     R = W - W @ B
     return float(
         loss_weights(B, c, mu) @ losses + lam * np.sum(R * R) + ridge * np.sum(W * W)
+        + transfer_ridge * np.sum(B * B)
     )
 
 

@@ -3,6 +3,7 @@
 Usage::
 
     python examples/imbalance_grid.py ../shared/data/synthetic_inbalance_1.mat 0.1
+    python examples/imbalance_grid.py ../shared/data/synthetic_inbalance_1.mat 0.1 --transfer-ridge 0
 
 For every (lam, mu) of the grid of ``examples/reproduce_release.py`` (80 points) it fits
 ``fit_alternating`` (fast backend, one BLAS thread; along each lam, mu increasing, every
@@ -10,7 +11,8 @@ point warm-started from the previous one, the first from the single-task models)
 prints one line per point (test and validation RMSE, the smallest singular value of
 ``I - B``, whether the KKT certificate was reached), then a summary: the worst grid
 point's mean test RMSE over the best point's, and the point validation picks. The
-numbers of docs/objective.md, "The default ridge", are these summaries.
+numbers of docs/objective.md, "The default ridge" and "The transfer ridge", are these
+summaries. ``--transfer-ridge`` (default ``auto``, the fit's default) sets the ridge on ``B``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("path", help="a release .mat file (squared loss)")
     parser.add_argument("ratio", type=float, help="ridge = ratio * lam (0: the paper's objective)")
+    parser.add_argument("--transfer-ridge", default="auto",
+                        help="transfer_ridge of fit_alternating: 'auto' (default) or a number (0: the paper's)")
     args = parser.parse_args()
+    transfer_ridge = args.transfer_ridge if args.transfer_ridge == "auto" else float(args.transfer_ridge)
     ds = load_release_mat(args.path)
     rows = []
     t0 = time.perf_counter()
@@ -43,7 +48,8 @@ def main() -> None:
             start = {} if previous is None else dict(W_init=previous.W, B_init=previous.B)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # counted below instead
-                fit = fit_alternating(ds.train, lam=lam, mu=mu, ridge=args.ratio * lam, **start)
+                fit = fit_alternating(ds.train, lam=lam, mu=mu, ridge=args.ratio * lam,
+                                      transfer_ridge=transfer_ridge, **start)
             previous = fit
             s = np.linalg.svd(np.eye(ds.train.n_tasks) - fit.B, compute_uv=False)[-1]
             test = task_errors(fit.W, ds.test, "squared").mean()
@@ -53,7 +59,7 @@ def main() -> None:
                   f"of I - B {s:.1e} certified {fit.converged}", flush=True)
     test = np.array([r[2] for r in rows])
     lam, mu, t_best, _, _ = rows[int(np.argmin([r[3] for r in rows]))]
-    print(f"SUMMARY {args.path} ridge = {args.ratio:g} lam: best test {test.min():.2f}, worst "
+    print(f"SUMMARY {args.path} ridge = {args.ratio:g} lam, transfer_ridge {args.transfer_ridge}: best test {test.min():.2f}, worst "
           f"{test.max():.2f}, worst/best {test.max() / test.min():.2f}; validation picks lam={lam:g} "
           f"mu={mu:g} (test {t_best:.2f}); {sum(not r[4] for r in rows)} of {len(rows)} fits at "
           f"max_iter; {time.perf_counter() - t0:.0f} s")

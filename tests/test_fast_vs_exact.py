@@ -30,9 +30,9 @@ class RecordingBackend(FastBackend):
         super().__init__(*args, **kwargs)
         self.calls: list[tuple] = []
 
-    def transfer(self, W, penalty, lam, B0=None):
-        B = super().transfer(W, penalty, lam, B0)
-        self.calls.append(("transfer", (W.copy(), penalty.copy(), lam), B))
+    def transfer(self, W, penalty, lam, B0=None, ridge=0.0):
+        B = super().transfer(W, penalty, lam, B0, ridge)
+        self.calls.append(("transfer", (W.copy(), penalty.copy(), lam, ridge), B))
         return B
 
     def tasks(self, B, lam, weights, ridge, W0=None):
@@ -68,10 +68,13 @@ def _check_calls(calls, data, loss):
     for kind, args, fast in calls:
         seen.add(kind)
         if kind == "transfer":
-            W, p, lam = args
-            exact = TransferProblem(*W.shape).set(W, p, lam).solve().solution
+            W, p, lam, rho = args
+            # with a transfer ridge the referee is the ridge-free statement of [W; sqrt(rho/lam) I]
+            Wa = np.vstack([W, np.sqrt(rho / lam) * np.eye(W.shape[1])]) if rho > 0 else W
+            exact = TransferProblem(*Wa.shape).set(Wa, p, lam).solve().solution
             assert np.all(fast >= 0) and np.all(np.diag(fast) == 0)
-            f_fast, f_exact = bstep_objective(W, fast, p, lam), bstep_objective(W, exact, p, lam)
+            f_fast = bstep_objective(W, fast, p, lam) + rho * np.sum(fast**2)
+            f_exact = bstep_objective(W, exact, p, lam) + rho * np.sum(exact**2)
         elif kind == "tasks":
             B, lam, a, ridge = args
             exact = TasksProblem(data, loss).set(B, lam, a, ridge).solve().solution

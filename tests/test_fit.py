@@ -12,6 +12,7 @@ from amtl_cvx import (
     load_release_mat,
     make_classification_tasks,
     make_regression_tasks,
+    make_tabular_tasks,
 )
 from amtl_cvx.baselines import fit_single_task
 from amtl_cvx.metrics import task_errors, task_rmse
@@ -57,8 +58,10 @@ def test_alternating_history_is_non_increasing(backend, loss, extrapolate):
     assert np.all(np.diff(h) <= 1e-9 * np.abs(h[1:])), np.diff(h)
     assert h[-1] < h[0]
     assert fit.objective == pytest.approx(
-        amtl_objective(fit.W, fit.B, ds.train, lam=lam, mu=mu, loss=loss, ridge=0.01), rel=1e-12
+        amtl_objective(fit.W, fit.B, ds.train, lam=lam, mu=mu, loss=loss, ridge=0.01,
+                       transfer_ridge=fit.transfer_ridge), rel=1e-12
     )
+    assert fit.transfer_ridge > 0  # the default transfer ridge, through both backends
     assert np.all(fit.B >= 0) and np.all(np.diag(fit.B) == 0)
 
 
@@ -195,7 +198,8 @@ def test_default_ridge_is_a_tenth_of_lam(planted):
         explicit = fitter(planted.train, lam=0.3, mu=0.1, ridge=0.03)
         np.testing.assert_allclose(fit.W, explicit.W, rtol=0, atol=1e-12 * np.abs(fit.W).max())
         assert fit.objective == pytest.approx(
-            amtl_objective(fit.W, fit.B, planted.train, lam=0.3, mu=0.1, ridge=0.03), rel=1e-12)
+            amtl_objective(fit.W, fit.B, planted.train, lam=0.3, mu=0.1, ridge=0.03,
+                           transfer_ridge=fit.transfer_ridge), rel=1e-12)
         assert fitter(planted.train, lam=0.3, mu=0.1, ridge=0).ridge == 0.0
 
 
@@ -222,7 +226,7 @@ def test_imbalanced_blow_up_regression(imbalanced, lam, mu):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        paper = fit_alternating(ds.train, lam=lam, mu=mu, ridge=0.0)
+        paper = fit_alternating(ds.train, lam=lam, mu=mu, ridge=0.0, transfer_ridge=0.0)
     said = {w.category: str(w.message) for w in caught}
     assert "use ridge='auto'" in said[SingularTransferWarning] and ConvergenceWarning in said
     assert paper.coupling <= WEAK_COUPLING
@@ -255,3 +259,78 @@ def test_imbalanced_grid_has_no_blow_up_with_the_defaults(imbalanced):
             start = dict(W_init=fit.W, B_init=fit.B)
             errors.append(task_errors(fit.W, imbalanced.test, "squared").mean())
     assert max(errors) < 2 * min(errors), errors
+
+
+# ------------------------------------------------------------------ the transfer ridge
+def test_default_transfer_ridge_is_a_tenth_of_the_gram_diagonal(planted):
+    """transfer_ridge='auto' is 0.1 lam mean_t ||w_t||^2 over the single-task models, in the
+    fit, its objective and its record; a number is used as given; the curriculum has none."""
+    from amtl_cvx.backends import make_backend
+    from amtl_cvx.fit import AUTO_TRANSFER_RIDGE_RATIO, resolve_transfer_ridge
+
+    data, lam = planted.train, 0.3
+    T = data.n_tasks
+    W_st = make_backend("fast", data, "squared").tasks(np.zeros((T, T)), lam, np.ones(T), 0.1 * lam, None)
+    expected = AUTO_TRANSFER_RIDGE_RATIO * lam * float(np.mean(np.sum(W_st**2, axis=0)))
+    assert AUTO_TRANSFER_RIDGE_RATIO == 0.1
+    assert resolve_transfer_ridge("auto", lam, W_st) == pytest.approx(expected, rel=1e-12)
+    fit = fit_alternating(data, lam=lam, mu=0.1)
+    assert fit.transfer_ridge == pytest.approx(expected, rel=1e-12)
+    explicit = fit_alternating(data, lam=lam, mu=0.1, transfer_ridge=expected)
+    np.testing.assert_allclose(fit.B, explicit.B, rtol=0, atol=1e-10 * max(1.0, np.abs(fit.B).max()))
+    assert fit.objective == pytest.approx(amtl_objective(
+        fit.W, fit.B, data, lam=lam, mu=0.1, ridge=0.1 * lam, transfer_ridge=expected), rel=1e-12)
+    # a warm start does not change what "auto" means
+    warm = fit_alternating(data, lam=lam, mu=0.1, W_init=fit.W * 1.5)
+    assert warm.transfer_ridge == pytest.approx(expected, rel=1e-12)
+    paper = fit_alternating(data, lam=lam, mu=0.1, transfer_ridge=0)
+    assert paper.transfer_ridge == 0.0 and paper.objective < fit.objective
+    assert fit_curriculum(data, lam=lam, mu=0.1).transfer_ridge == 0.0
+
+
+def test_transfer_ridge_exact_backend_agrees_with_the_fast_one(planted):
+    """The CVXPY backend states the ridge B-step (as the ridge-free statement of [W; sqrt(rho/lam) I])
+    and reaches the fast fit's objective."""
+    data = planted.train
+    kw = dict(lam=0.5, mu=0.2, transfer_ridge=0.3, tol=1e-8)
+    fast = fit_alternating(data, **kw)
+    exact = fit_alternating(data, backend="cvxpy", max_iter=300, **kw)
+    assert fast.converged and fast.transfer_ridge == exact.transfer_ridge == 0.3
+    assert abs(exact.objective - fast.objective) <= 1e-6 * abs(fast.objective)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "none", True, 1e301])
+def test_bad_transfer_ridge_is_refused(planted, bad):
+    with pytest.raises(ValueError, match="transfer_ridge"):
+        fit_alternating(planted.train, transfer_ridge=bad)
+
+
+def test_variant_has_no_transfer_ridge(planted):
+    import cvxpy as cp
+
+    from amtl_cvx import Variant
+
+    same = Variant(transfer=lambda s: cp.Problem(cp.Minimize(s.objective)))
+    fit = fit_alternating(planted.train, lam=0.3, variant=same, max_iter=3)
+    assert fit.transfer_ridge == 0.0
+    with pytest.raises(ValueError, match="transfer_ridge"):
+        fit_alternating(planted.train, lam=0.3, variant=same, transfer_ridge=0.1)
+
+
+def test_tabular_fit_converges_with_the_transfer_ridge_and_crawls_without():
+    """The real-data-like generator at lam = 0.1, mu = 0.1 (ridge auto): tasks with fewer
+    rows than features fit their rows, send for almost nothing, and without a ridge on B the
+    weights they send grow while F creeps down; with the default transfer ridge the fit
+    reaches its certificate with B bounded."""
+    import warnings
+
+    from amtl_cvx.backends import ConvergenceWarning
+
+    data = make_tabular_tasks(random_state=0).train
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_alternating(data, lam=0.1, mu=0.1)
+    assert fit.converged and fit.B.max() < 5.0
+    with pytest.warns(ConvergenceWarning):
+        paper_b = fit_alternating(data, lam=0.1, mu=0.1, transfer_ridge=0.0, max_iter=300)
+    assert not paper_b.converged and paper_b.B.max() > 3 * fit.B.max()

@@ -42,7 +42,7 @@ def test_lbfgs_fit_is_a_stationary_point_checked_by_cvxpy(planted, loss):
     lam, mu, ridge = 0.7, 0.3, 0.01
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        fit = fit_alternating(data, lam=lam, mu=mu, ridge=ridge, loss=loss, tol=1e-7)
+        fit = fit_alternating(data, lam=lam, mu=mu, ridge=ridge, loss=loss, tol=1e-7, transfer_ridge=0.0)
     assert fit.method == "lbfgs" and fit.converged and fit.certificate <= 1e-7
     # B is the exact B-step of W ...
     p = mu * fit.c * task_losses(fit.W, data, loss)
@@ -58,7 +58,7 @@ def test_lbfgs_fit_is_a_stationary_point_checked_by_cvxpy(planted, loss):
 
 
 def test_certificate_sees_a_non_optimal_column_and_is_scale_free(planted):
-    fit = fit_alternating(planted, lam=1.0, mu=0.2, ridge=0.0)
+    fit = fit_alternating(planted, lam=1.0, mu=0.2, ridge=0.0, transfer_ridge=0.0)
     assert fit.converged
     cert = _cert(planted, fit.W, fit.B, 1.0, 0.2)
     assert cert == pytest.approx(fit.certificate, rel=1e-9, abs=1e-15)
@@ -81,7 +81,7 @@ def test_regression_200_tasks_reaches_the_target_objective():
     data = make_regression_tasks(n_tasks=200, n_features=20, random_state=0).train
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        fit = fit_alternating(data, lam=1.0, mu=0.1, ridge=0.0)
+        fit = fit_alternating(data, lam=1.0, mu=0.1, ridge=0.0, transfer_ridge=0.0)
     assert fit.converged and fit.certificate <= 1e-6
     assert fit.objective <= 89.4788343 * (1 + 1e-6)
 
