@@ -133,6 +133,12 @@ def save_model(estimator, path: str | os.PathLike) -> Path:
         )
     check_is_fitted(estimator)
     params = estimator.get_params(deep=False)
+    if params.get("variant") is not None:
+        raise ValueError(
+            "variant: a model fitted with a Variant cannot be saved; a variant is Python code "
+            "(CVXPY statements) and save_model stores only parameters and arrays, never code. "
+            "Save its coef_, intercept_ and transfer_matrix_ with numpy instead"
+        )
     for key, value in params.items():
         if value is not None and not isinstance(value, (bool, int, float, str)):
             raise ValueError(

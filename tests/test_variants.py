@@ -200,6 +200,11 @@ def test_estimator_takes_a_variant_into_grid_search():
     assert sums.transfer_matrix_.sum(axis=0).max() <= 1 + 1e-7
     with pytest.raises(ValueError, match="variant must be an amtl_cvx.Variant"):
         AMTLRegressor(variant="column sums").fit(X, y)
+    from amtl_cvx import save_model
+
+    with pytest.raises(ValueError, match="variant: a model fitted with a Variant cannot be saved"):
+        save_model(sums, ROOT / "never_written.npz")
+    assert not (ROOT / "never_written.npz").exists()
 
 
 def test_an_infeasible_extrapolated_point_is_worth_infinity(small):
