@@ -334,3 +334,75 @@ def test_tabular_fit_converges_with_the_transfer_ridge_and_crawls_without():
     with pytest.warns(ConvergenceWarning):
         paper_b = fit_alternating(data, lam=0.1, mu=0.1, transfer_ridge=0.0, max_iter=300)
     assert not paper_b.converged and paper_b.B.max() > 3 * fit.B.max()
+
+
+# --------------------------------------------------------------------------------------
+# the curriculum with imbalance weights (issue 17, item 1): s != 1 and sigma != 0
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def imbalanced_generated():
+    return make_regression_tasks(n_tasks=7, n_features=5, n_samples=[8, 60, 12, 40, 9, 25, 80],
+                                 random_state=4)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("selection", ["greedy", "static"])
+def test_curriculum_steps_are_priced_with_the_imbalance_weights(imbalanced_generated, loss, selection):
+    """Replay the learned order: each task's (w_t, b_t) must satisfy the KKT conditions of
+    its step with the edge prices q_s = mu c_s L_s(w_s), c_s = s / n_s**sigma (checked
+    with the gradient of the step, independently of the loop that built q)."""
+    from solvers.curriculum import curriculum_gradient
+
+    data = imbalanced_generated.train
+    if loss == "logistic":
+        data = make_classification_tasks(n_tasks=7, n_features=5, n_samples=[8, 60, 12, 40, 9, 25, 80],
+                                         random_state=4).train
+    lam, mu, s, sigma = 0.2, 0.8, 3.0, 0.7
+    fit = fit_curriculum(data, lam=lam, mu=mu, loss=loss, s=s, sigma=sigma, selection=selection)
+    c = s / data.n_samples.astype(float) ** sigma
+    np.testing.assert_allclose(fit.c, c, rtol=1e-14)
+    assert np.ptp(c) > 0.5  # the weights really differ between tasks
+    assert fit.B.sum() > 0.1  # transfer happened: the prices matter
+    L = np.array([
+        np.mean((y - X @ fit.W[:, t]) ** 2) / 2 if loss == "squared"
+        else np.mean(np.logaddexp(0.0, -y * (X @ fit.W[:, t])))
+        for t, (X, y) in enumerate(zip(data.Xs, data.ys))
+    ])
+    for k, t in enumerate(fit.order):
+        S = np.asarray(fit.order[:k], dtype=int)
+        others = np.setdiff1d(np.arange(data.n_tasks), S)
+        assert np.all(fit.B[others, t] == 0)  # only earlier tasks send to t
+        if S.size == 0:
+            continue
+        q = mu * c[S] * L[S]
+        b = fit.B[S, t]
+        gw, gb = curriculum_gradient(data.Xs[t], data.ys[t], fit.W[:, t], b, fit.W[:, S], q, lam,
+                                     loss=loss, ridge=fit.ridge)
+        scale = max(1.0, float(np.abs(q).max()))
+        assert np.linalg.norm(gw) <= 1e-7 * scale, (t, np.linalg.norm(gw))
+        assert np.all(gb >= -1e-7 * scale), (t, gb)
+        assert np.all(np.abs(gb[b > 0]) <= 1e-7 * scale), (t, gb)
+    # the history adds up the steps' objectives, priced the same way as F
+    assert fit.objective_history[-1] == pytest.approx(fit.objective, rel=1e-9)
+    assert fit.objective == pytest.approx(
+        amtl_objective(fit.W, fit.B, data, lam=lam, mu=mu, loss=loss, ridge=fit.ridge, c=c), rel=1e-12)
+
+
+def test_curriculum_scale_of_s_is_a_scale_of_mu(imbalanced_generated):
+    """c = s / n**sigma enters only through mu * c: doubling s is doubling mu, and with
+    equal task sizes sigma is a rescaling of mu too."""
+    data = imbalanced_generated.train
+    a = fit_curriculum(data, lam=0.2, mu=0.3, s=2.0, sigma=0.5)
+    b = fit_curriculum(data, lam=0.2, mu=0.6, s=1.0, sigma=0.5)
+    one = fit_curriculum(data, lam=0.2, mu=0.3, s=1.0, sigma=0.5)
+    np.testing.assert_array_equal(a.order, b.order)
+    np.testing.assert_allclose(a.W, b.W, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a.B, b.B, rtol=1e-9, atol=1e-12)
+    assert a.objective == pytest.approx(b.objective, rel=1e-10)
+    assert np.abs(a.B - one.B).max() > 1e-3  # and s does change the fit
+    equal = make_regression_tasks(n_tasks=6, n_features=5, n_samples=16, random_state=5).train
+    e1 = fit_curriculum(equal, lam=0.2, mu=0.8, sigma=0.5)
+    e2 = fit_curriculum(equal, lam=0.2, mu=0.8 / 4.0, sigma=0.0)
+    np.testing.assert_array_equal(e1.order, e2.order)
+    np.testing.assert_allclose(e1.B, e2.B, rtol=1e-9, atol=1e-12)
+    assert np.abs(e1.B - fit_curriculum(equal, lam=0.2, mu=0.8).B).max() > 1e-3

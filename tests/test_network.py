@@ -206,3 +206,55 @@ def test_bad_labels_and_inputs():
         MultiTaskNetwork((2,)).fit(X, np.zeros(4), X_val=X)
     with pytest.raises(ValueError, match="call fit or initialize"):
         MultiTaskNetwork((2,)).predict(X)
+
+
+# --------------------------------------------------------------------------------------
+# above-chance scores on seeded PCBA-like data (issue 17, item 3): "AUC in [0, 1]" cannot
+# fail; these can (a sign error, a mixed-up head or label column gives ~0.5 or below).
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pcba_like():
+    from amtl_cvx.pcba import make_pcba_like
+
+    X, Y, _ = make_pcba_like(1500, 6, 64, n_groups=1, group_size=3, positive_rate=(0.1, 0.15),
+                             observed=(0.8, 1.0), random_state=0)
+    X = X.astype(float)
+    return X[:1000], Y[:1000], X[1000:], Y[1000:]
+
+
+NET = dict(hidden=(16, 8), max_epochs=8, batch_size=64, learning_rate=0.01, random_state=0)
+
+
+@pytest.mark.parametrize("weighting, params", [("equal", {}), ("lbtw", {"alpha": 0.1}), ("lbtw", {"alpha": 0.5}),
+                                               ("gradnorm", {}), ("cosine", {"focus": 0})])
+def test_baseline_networks_score_above_chance(pcba_like, weighting, params):
+    Xtr, Ytr, Xte, Yte = pcba_like
+    net = MultiTaskNetwork(weighting=weighting, weighting_params=params, **NET).fit(Xtr, Ytr)
+    s = net.evaluate(Xte, Yte)
+    rate = np.nanmean(Yte, axis=0)  # the PR AUC of a random ranking
+    assert np.all(s["roc_auc"] > 0.7), s["roc_auc"]  # chance is 0.5; measured 0.77-0.94
+    assert np.all(s["pr_auc"] > 1.5 * rate), (s["pr_auc"], rate)
+    assert s["roc_auc"].mean() > 0.8
+    # the scores are those of the predictions, task by task (not of another column)
+    P = net.predict(Xte)
+    for t in range(Yte.shape[1]):
+        rows = ~np.isnan(Yte[:, t])
+        assert s["roc_auc"][t] == pytest.approx(roc_auc(Yte[rows, t], P[rows, t]), abs=1e-12)
+
+
+def test_single_task_networks_score_above_chance(pcba_like):
+    Xtr, Ytr, Xte, Yte = pcba_like
+    stl = SingleTaskNetworks(**NET).fit(Xtr, Ytr)
+    s = stl.evaluate(Xte, Yte)
+    assert np.all(s["roc_auc"] > 0.8), s["roc_auc"]  # measured 0.90-0.94
+    assert np.all(s["pr_auc"] > 1.5 * np.nanmean(Yte, axis=0))
+
+
+def test_shuffled_labels_score_at_chance(pcba_like):
+    """The control: the same network on labels shuffled across molecules learns nothing,
+    so the bars above are not met by any network that merely runs."""
+    Xtr, Ytr, Xte, Yte = pcba_like
+    rng = np.random.default_rng(0)
+    net = MultiTaskNetwork(**NET).fit(Xtr, Ytr[rng.permutation(len(Ytr))])
+    s = net.evaluate(Xte, Yte)
+    assert abs(s["roc_auc"].mean() - 0.5) < 0.1, s["roc_auc"]

@@ -287,3 +287,141 @@ def test_estimator_from_fit_refuses_two_shared_one_vs_all_tasks():
     fit = fit_alternating(data, lam=1.0, mu=0.1, loss="logistic", ridge=0.01)
     with pytest.raises(ValueError, match="two one-vs-all tasks"):
         estimator_from_fit(fit, data, loss="logistic")
+
+
+# --------------------------------------------------------------------------------------
+# every refusal branch of load_model (issue 17, item 1)
+# --------------------------------------------------------------------------------------
+def test_n_tasks_must_match_coef(tmp_path, saved):
+    """A file whose n_tasks_ disagrees with coef_ is refused (it used to load: predict
+    then indexed tasks_ with a wrong count)."""
+    meta, arrays = saved
+    T = arrays["coef_"].shape[0]
+    for bad in (T + 1, T - 1, 0):
+        tampered = {**meta, "attributes": {**meta["attributes"], "n_tasks_": bad}}
+        with pytest.raises(ValueError, match=f"n_tasks_={bad} but coef_ has {T} rows"):
+            load_model(_write_npz(tmp_path / f"n{bad}.npz", tampered, **arrays))
+    # the untampered file loads and keeps n_tasks_
+    assert load_model(_write_npz(tmp_path / "ok.npz", meta, **arrays)).n_tasks_ == T
+
+
+def _write_meta_entry(path, entry, arrays):
+    """An archive whose metadata entry is ``entry`` as given (not JSON-encoded here)."""
+    with open(path, "wb") as fh:
+        np.savez(fh, __amtl_cvx_model__=entry, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [np.array(3.0), np.array([json.dumps({"format": "amtl-cvx-model"})]), np.array(b"{}"),
+     np.array(["{", "}"])],
+    ids=["number", "1-d string array", "bytes", "two strings"],
+)
+def test_metadata_entry_must_be_a_json_string(tmp_path, saved, entry):
+    _, arrays = saved
+    path = _write_meta_entry(tmp_path / "m.npz", entry, arrays)
+    with pytest.raises(ValueError, match="is not an amtl-cvx model file: its metadata entry is not a JSON string"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("text", ["{not json", "", '{"format": "amtl-cvx-model",}'])
+def test_metadata_must_be_valid_json(tmp_path, saved, text):
+    _, arrays = saved
+    path = _write_meta_entry(tmp_path / "m.npz", np.array(text), arrays)
+    with pytest.raises(ValueError, match="its metadata is not valid JSON"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("meta_json", ["[1, 2]", '"amtl-cvx-model"', "null", "{}"])
+def test_metadata_that_is_not_a_marked_object(tmp_path, saved, meta_json):
+    _, arrays = saved
+    path = _write_meta_entry(tmp_path / "m.npz", np.array(meta_json), arrays)
+    with pytest.raises(ValueError, match="the format marker is not 'amtl-cvx-model'"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("version", [0, -1, True, False, "1", 1.0, None, [1]])
+def test_invalid_format_versions(tmp_path, saved, version):
+    meta, arrays = saved
+    path = _write_npz(tmp_path / "v.npz", {**meta, "format_version": version}, **arrays)
+    with pytest.raises(ValueError, match=r"is not an amtl-cvx model file: invalid format_version"):
+        load_model(path)
+    # the key absent altogether
+    rest = {k: v for k, v in meta.items() if k != "format_version"}
+    with pytest.raises(ValueError, match=r"invalid format_version None"):
+        load_model(_write_npz(tmp_path / "nov.npz", rest, **arrays))
+
+
+@pytest.mark.parametrize("which", ["params", "attributes"])
+@pytest.mark.parametrize("value", [None, [], "x"])
+def test_params_and_attributes_must_be_objects(tmp_path, saved, which, value):
+    meta, arrays = saved
+    path = _write_npz(tmp_path / "p.npz", {**meta, which: value}, **arrays)
+    with pytest.raises(ValueError, match="its metadata lacks params or attributes"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("name", ["n_iter_", "n_tasks_", "n_features_in_", "objective_", "converged_"])
+def test_missing_attribute_is_refused(tmp_path, saved, name):
+    meta, arrays = saved
+    attributes = {k: v for k, v in meta["attributes"].items() if k != name}
+    path = _write_npz(tmp_path / "a.npz", {**meta, "attributes": attributes}, **arrays)
+    with pytest.raises(ValueError, match=f"missing attribute '{name}'"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("name", ["intercept_", "transfer_matrix_", "objective_history_", "order_",
+                                  "imbalance_weights_", "tasks_"])
+def test_every_missing_array_is_refused(tmp_path, saved, name):
+    meta, arrays = saved
+    rest = {k: v for k, v in arrays.items() if k != name}
+    with pytest.raises(ValueError, match=f"missing array '{name}'"):
+        load_model(_write_npz(tmp_path / "r.npz", meta, **rest))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda c: c.ravel(), lambda c: c.astype(np.int64), lambda c: c.astype(bool), lambda c: c[None],
+     lambda c: c.astype(str), lambda c: np.array(1.5)],
+    ids=["1-D", "integer", "boolean", "3-D", "strings", "0-d"],
+)
+def test_coef_must_be_a_2d_float_array(tmp_path, saved, change):
+    meta, arrays = saved
+    path = _write_npz(tmp_path / "c.npz", meta, **{**arrays, "coef_": change(arrays["coef_"])})
+    with pytest.raises(ValueError, match="coef_ must be a 2-D float array"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("key", ["intercept_", "imbalance_weights_", "tasks_"])
+def test_per_task_arrays_must_have_one_entry_per_task(tmp_path, saved, key):
+    meta, arrays = saved
+    path = _write_npz(tmp_path / "s.npz", meta, **{**arrays, key: arrays[key][:-1]})
+    with pytest.raises(ValueError, match=f"{key} has shape"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("cls", [AMTLClassifier, SingleTaskClassifier])
+def test_classifier_without_classes_is_refused(tmp_path, clf_xy, cls):
+    X, y, _, _ = clf_xy
+    path = save_model(cls(lam=0.05).fit(X, y), tmp_path / "c.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays.pop("__amtl_cvx_model__")))
+    assert "classes_" in arrays  # the untampered file has them, and loads
+    assert load_model(_write_npz(tmp_path / "ok.npz", meta, **arrays)).classes_.size == 2
+    rest = {k: v for k, v in arrays.items() if k != "classes_"}
+    with pytest.raises(ValueError, match="a classifier without classes_"):
+        load_model(_write_npz(tmp_path / "noclasses.npz", meta, **rest))
+
+
+def test_regressor_without_optional_arrays_loads(tmp_path, saved, reg_xy):
+    """The other side of the classifier check: classes_ and feature_names_in_ are optional
+    for a regressor, so their absence is not what the refusals above react to."""
+    meta, arrays = saved
+    assert "classes_" not in arrays and "feature_names_in_" not in arrays
+    _, _, Xt, _ = reg_xy
+    loaded = load_model(_write_npz(tmp_path / "r.npz", meta, **arrays))
+    assert not hasattr(loaded, "classes_")
+    np.testing.assert_array_equal(loaded.coef_, arrays["coef_"])
+    assert loaded.predict(Xt).shape == (Xt.shape[0],)

@@ -625,3 +625,107 @@ def test_column_norm_spreads_are_certified(spread):
         assert res.converged, (seed, res.certificate)
         assert transfer_kkt_residual(W, res.solution, p, 1.0) <= res.tol
         assert independent_entry_kkt(W, res.solution, p, 1.0) <= 1e-9, seed
+
+
+# --------------------------------------------------------------------------------------
+# the certificate on non-optimal B, column by column (issue 17, item 1)
+# --------------------------------------------------------------------------------------
+def formula_certificate(W, B, p, lam, rho=0.0):
+    """The certificate of ``transfer_kkt_residual``'s docstring, dense (test-only):
+    per column t, ``max_s r[s, t] / min(sigma[s, t], scale)``."""
+    G = W.T @ W
+    g = 2.0 * lam * (G @ B - G) + p[:, None] + 2.0 * rho * B
+    r = np.where(B > 0, np.abs(g), np.maximum(-g, 0.0))
+    np.fill_diagonal(r, 0.0)
+    n = np.linalg.norm(W, axis=0)
+    sigma = p[:, None] + 2.0 * lam * np.outer(n, n + B.T @ n) + 2.0 * rho * B
+    scale = 2.0 * lam * float(np.max(n**2)) + float(np.max(p))
+    scale = scale if scale > 0 else 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.where(r > 0, r / np.minimum(sigma, scale), 0.0)
+    return e.max(axis=0)  # one value per column
+
+
+def _non_optimal_Bs(W, p, lam, rng):
+    """Feasible, non-optimal transfer matrices: random sparse, and the optimum with
+    one column changed (zeroed, scaled, or given an extra edge)."""
+    T = W.shape[1]
+    B_opt = solve_transfer(W, p, lam).solution
+    R = rng.uniform(0.0, 1.0, (T, T)) * (rng.random((T, T)) < 0.4)
+    np.fill_diagonal(R, 0.0)
+    out = [R]
+    for t in range(T):
+        Z = B_opt.copy()
+        Z[:, t] = 0.0
+        S = B_opt.copy()
+        S[:, t] *= 1.5
+        E = B_opt.copy()
+        E[(t + 1) % T, t] += 0.3
+        out += [Z, S, E]
+    return B_opt, out
+
+
+@pytest.mark.parametrize("seed,T,d,lam,pscale,rho", [(0, 7, 4, 1.0, 0.1, 0.0), (1, 12, 6, 0.5, 0.3, 0.0),
+                                                      (2, 9, 12, 2.0, 0.0, 0.0), (3, 8, 5, 1.0, 0.2, 0.05)])
+def test_certificate_matches_its_formula_column_by_column(seed, T, d, lam, pscale, rho):
+    rng = np.random.default_rng(seed)
+    W, p = planted(T, d, rng, mu=pscale)
+    Bs = [np.zeros((T, T))]
+    if rho == 0.0:
+        Bs += _non_optimal_Bs(W, p, lam, rng)[1]
+    else:
+        R = rng.uniform(0.0, 1.0, (T, T)) * (rng.random((T, T)) < 0.5)
+        np.fill_diagonal(R, 0.0)
+        Bs.append(R)
+    for B in Bs:
+        per_col = formula_certificate(W, B, p, lam, rho)
+        whole = transfer_kkt_residual(W, B, p, lam, ridge=rho)
+        assert whole == pytest.approx(per_col.max(), rel=1e-9, abs=1e-15)
+        for t in range(T):
+            got = transfer_kkt_residual(W, B, p, lam, columns=[t], ridge=rho)
+            assert got == pytest.approx(per_col[t], rel=1e-9, abs=1e-15), t
+        # any subset: the max over its columns
+        sub = rng.permutation(T)[: T // 2]
+        assert transfer_kkt_residual(W, B, p, lam, columns=sub, ridge=rho) == pytest.approx(
+            per_col[sub].max(), rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("block_entries", [None, 1, 2 * 10, 3 * 10])
+def test_a_wrong_column_is_caught_wherever_it_is(monkeypatch, block_entries):
+    """Zero each column of the optimal B in turn (the last one included, and the last
+    of every block when the columns are certified in blocks): the certificate of the
+    whole B must see it, and the other columns alone must still certify."""
+    import solvers.transfer as transfer
+
+    if block_entries is not None:  # T = 10 rows: blocks of 1, 2 and 3 columns
+        monkeypatch.setattr(transfer, "_BLOCK_ENTRIES", block_entries)
+    rng = np.random.default_rng(46)
+    W, p = planted(10, 4, rng, mu=0.05)
+    T = W.shape[1]
+    B = solve_transfer(W, p, 1.0).solution
+    assert transfer_kkt_residual(W, B, p, 1.0) <= 1e-12
+    assert np.all(B.sum(axis=0) > 0)  # every column receives: zeroing it is wrong
+    for t in range(T):
+        wrong = B.copy()
+        wrong[:, t] = 0.0
+        expected = formula_certificate(W, wrong, p, 1.0)[t]
+        assert expected > 1e-2, t
+        assert transfer_kkt_residual(W, wrong, p, 1.0) == pytest.approx(expected, rel=1e-9), t
+        others = [k for k in range(T) if k != t]
+        assert transfer_kkt_residual(W, wrong, p, 1.0, columns=others) <= 1e-12, t
+        # the certificate is what solve_transfer stops on: a warm start at the wrong B moves
+        res = solve_transfer(W, p, 1.0, B0=wrong)
+        assert res.certificate <= res.tol
+        assert np.abs(res.solution[:, t]).max() > 0, t
+
+
+def test_the_planted_spread_instance_with_its_last_column_zeroed():
+    """The issue's example: the optimum of SPREAD_W with its last column zeroed has a true
+    residual of order 1, and the certificate must say so."""
+    B = solve_transfer(SPREAD_W, np.zeros(4), 1.0).solution
+    wrong = B.copy()
+    wrong[:, -1] = 0.0
+    assert transfer_objective(SPREAD_W, wrong, np.zeros(4), 1.0) > 1e-13  # not optimal
+    expected = formula_certificate(SPREAD_W, wrong, np.zeros(4), 1.0)
+    assert expected[-1] > 0.5 and np.all(expected[:-1] == 0.0)
+    assert transfer_kkt_residual(SPREAD_W, wrong, np.zeros(4), 1.0) == pytest.approx(expected[-1], rel=1e-9)

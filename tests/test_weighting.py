@@ -54,6 +54,63 @@ def test_lbtw_task_without_labels_in_first_batch():
     np.testing.assert_allclose(w, [0.4, 1.6])
 
 
+def test_lbtw_task_without_labels_after_its_reference_keeps_ratio_one():
+    """A task labelled in an earlier batch (reference set) but not in this one has
+    ``L_t = 0`` here; its ratio is 1, not 0/ref = 0 (which would give it weight 0 and
+    hand its share to the other tasks)."""
+    s = LBTWWeighting(alpha=1.0)
+    s.reset(2)
+    s.start_epoch(0)
+    np.testing.assert_allclose(s.weights(_stats([2.0, 3.0], counts=[5, 4])), [1.0, 1.0])
+    np.testing.assert_allclose(s.weights(_stats([2.0, 0.0], counts=[5, 0], step=1)), [1.0, 1.0])
+    # ratios 0.5 (task 0) and 1 (task 1 unlabelled) -> 2 * r / 1.5
+    np.testing.assert_allclose(s.weights(_stats([1.0, 0.0], counts=[5, 0], step=2)), [2 / 3, 4 / 3])
+    # the reference of task 1 is still its first labelled batch (3.0): ratio 2 -> 2 * [0.5, 2] / 2.5
+    np.testing.assert_allclose(s.weights(_stats([1.0, 6.0], counts=[5, 4], step=3)), [0.4, 1.6])
+    # alpha = 0.5, three tasks, one unlabelled after its reference
+    s = LBTWWeighting(alpha=0.5)
+    s.reset(3)
+    s.start_epoch(0)
+    s.weights(_stats([4.0, 1.0, 2.0]))
+    r = np.array([np.sqrt(0.25), 1.0, np.sqrt(2.0)])
+    w = s.weights(_stats([1.0, 0.0, 4.0], counts=[3, 0, 2], step=1))
+    np.testing.assert_allclose(w, 3 * r / r.sum(), rtol=1e-12)
+    assert np.all(w > 0)
+
+
+def test_lbtw_in_the_network_never_zeroes_a_task_missing_from_a_batch():
+    """End to end: task 1 is labelled on 3 rows only, so most batches have no label for
+    it, some after the batch that set its reference; LBTW must still weigh it (ratio 1)."""
+    from amtl_cvx.baselines.network import MultiTaskNetwork
+
+    class Recording(LBTWWeighting):
+        def __init__(self):
+            super().__init__(alpha=0.5)
+            self.seen = []
+
+        def weights(self, stats):
+            w = super().weights(stats)
+            self.seen.append((stats.epoch, int(np.asarray(stats.counts)[1]), w.copy()))
+            return w
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4))
+    Y = (X[:, :2] > 0).astype(float)
+    Y[3:, 1] = np.nan
+    rec = Recording()
+    MultiTaskNetwork((4,), weighting=rec, max_epochs=3, batch_size=8, random_state=0).fit(X, Y)
+    after_reference = 0
+    labelled_in_epoch = set()
+    for epoch, count, w in rec.seen:
+        np.testing.assert_allclose(w.sum(), 2.0)
+        if count:
+            labelled_in_epoch.add(epoch)
+        else:
+            assert w[1] > 0.1, w  # ratio 1 for task 1 (0 with the bug)
+            after_reference += epoch in labelled_in_epoch
+    assert after_reference >= 3  # the case that matters did occur
+
+
 def test_lbtw_weights_always_sum_to_T_and_alpha_zero_is_equal():
     rng = np.random.default_rng(0)
     s, s0 = LBTWWeighting(alpha=0.5), LBTWWeighting(alpha=0.0)
