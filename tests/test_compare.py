@@ -77,10 +77,16 @@ def test_compare_pcba_end_to_end(tmp_path):
             assert np.flatnonzero(~np.isnan(r.scores["pr_auc"])).tolist() == [0, 5]
         else:
             assert np.all(~np.isnan(r.scores["roc_auc"]))
-            assert np.all((r.scores["roc_auc"] >= 0) & (r.scores["roc_auc"] <= 1))
+    # the TINY networks (4 epochs) are smoke runs near chance; the linear models are not:
+    # mean ROC AUC 0.78 (single-task logistic) and 0.77 (AMTL) on this seeded set
+    for key in ("stl_logistic", "amtl"):
+        assert comp.results[key].scores["roc_auc"].mean() > 0.7, key
     assert comp.results["amtl"].params["mu"] == 0.3
     nt = comp.negative_transfer("amtl")
-    assert nt["n_compared"] == 8 and 0 <= nt["n_negative"] <= 8
+    # negative transfer is exactly the tasks where AMTL scores below its reference
+    assert nt["n_compared"] == 8
+    assert nt["negative"].tolist() == np.flatnonzero(nt["difference"] < 0).tolist()
+    assert nt["n_negative"] == len(nt["negative"])
     with pytest.raises(ValueError, match="methods"):
         compare_pcba(data, methods=["lbtw"], **TINY)
 
@@ -122,8 +128,9 @@ def test_compare_usps_small(usps_path):
     comp = compare_usps(ds, methods=["equal", "lbtw0.5", "amtl"], **TINY)
     assert set(comp.results) == {"stl_net", "equal", "lbtw0.5", "stl_logistic", "amtl"}
     for r in comp.results.values():
-        assert 0.0 <= r.extra["ova_accuracy"] <= 1.0
         assert r.scores["pr_auc"].shape == (10,)
-    # logistic models are good on USPS: well above chance (0.1 one-vs-all)
+    # logistic models are good on USPS: well above chance (0.1 one-vs-all); the TINY
+    # networks (4 epochs) are smoke runs and are not held to it
+    assert comp.results["stl_logistic"].extra["ova_accuracy"] > 0.7
     assert comp.results["amtl"].extra["ova_accuracy"] > 0.7
     assert comp.results["amtl"].scores["pr_auc"].mean() > 0.7
