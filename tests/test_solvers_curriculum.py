@@ -387,3 +387,93 @@ def test_large_frozen_norms_family_converges():
         exact, _, _ = referee(X, y, W_S, q, lam, 0.0, "squared", "CLARABEL", CLARABEL)
         assert res.converged, (seed, res.certificate)
         assert (res.objective - exact) / max(1.0, abs(exact)) <= 1e-7, seed
+
+
+# --------------------------------------------------------------------------------------
+# issue 17, item 2: one-hot + bias designs (exactly rank deficient with n >= d) and
+# per-column badly scaled designs; uniqueness of (w, b) from the rank of the Hessian
+# --------------------------------------------------------------------------------------
+from tests.instances import (  # noqa: E402
+    colscaled_X,
+    column_factors,
+    distance_bound,
+    is_pd,
+    modulus,
+    onehot_bias_X,
+    onehot_null_direction,
+)
+
+
+def family_instance(kind, seed, n, k, *, null_in_WS=False):
+    """``onehot``: d = 8 (two 3-level groups, an integer column in the tens, the bias),
+    rank <= 6 whatever n; ``null_in_WS`` puts X's null direction (group indicators minus
+    bias) into the learned tasks' span. ``colscaled``: d = 6, column factors 1e-3..1e3,
+    learned parameters in the matching inverse units."""
+    rng = np.random.default_rng(seed)
+    if kind == "onehot":
+        X = onehot_bias_X(rng, n)
+        d = X.shape[1]
+        W_S = rng.standard_normal((d, k)) * np.r_[np.full(6, 3.0), 0.1, 30.0][:, None]
+        if null_in_WS:
+            W_S[:, 0] = W_S[:, 1] + 5.0 * onehot_null_direction()
+    else:
+        f, d = column_factors(rng, 6), 6
+        X = colscaled_X(rng, n, d, f)
+        W_S = rng.standard_normal((d, k)) / f[:, None]
+    coef = np.abs(rng.standard_normal(k)) * (rng.random(k) < 0.6)
+    w_true = W_S @ coef + 0.3 * W_S @ rng.standard_normal(k) / max(k, 1)
+    y = X @ w_true + 0.2 * rng.standard_normal(n)
+    q = 0.05 * rng.random(k)
+    return X, y, W_S, q
+
+
+def curriculum_hessian(X, W_S, lam, ridge):
+    """Hessian of the squared step in (w, b)."""
+    n, d = X.shape
+    top = np.hstack([X.T @ X / n + 2.0 * (lam + ridge) * np.eye(d), -2.0 * lam * W_S])
+    bottom = np.hstack([-2.0 * lam * W_S.T, 2.0 * lam * W_S.T @ W_S])
+    return np.vstack([top, bottom])
+
+
+CFAMILY_CASES = [
+    # kind, seed, n, k, ridge, lam, null_in_WS, unique
+    ("onehot", 80, 30, 4, 0.0, 1.0, False, True),  # rank X < d, yet (w, b) unique
+    ("onehot", 81, 30, 4, 0.0, 1.0, True, False),  # X's null direction in span W_S
+    ("onehot", 82, 30, 4, 0.1, 1.0, True, True),  # the same with ridge > 0
+    ("onehot", 83, 30, 10, 0.0, 0.5, False, False),  # k > d: W_S dependent, b not unique
+    ("colscaled", 84, 20, 3, 0.0, 1.0, False, True),
+    ("colscaled", 85, 4, 2, 0.0, 2.0, False, True),  # n < d, ridge 0: still unique
+]
+
+
+@pytest.mark.parametrize("kind,seed,n,k,ridge,lam,null_in_WS,unique", CFAMILY_CASES)
+def test_onehot_and_column_scaled_families_match_clarabel(kind, seed, n, k, ridge, lam, null_in_WS, unique):
+    X, y, W_S, q = family_instance(kind, seed, n, k, null_in_WS=null_in_WS)
+    d = X.shape[1]
+    if kind == "onehot":
+        assert n >= d and np.linalg.matrix_rank(X) < d  # exactly collinear with n >= d
+    res = solve_curriculum_step(X, y, W_S, q, lam, ridge=ridge)
+    assert res.converged and res.certificate <= res.tol
+    w, b = res.solution
+    assert np.all(b >= 0)
+    exact, w_ex, b_ex = referee(X, y, W_S, q, lam, ridge, "squared", "CLARABEL", CLARABEL)
+    b_ex = np.maximum(b_ex, 0.0)
+    F = lambda w_, b_: numpy_objective(X, y, w_, b_, W_S, q, lam, ridge, "squared")  # noqa: E731
+    assert res.objective == pytest.approx(F(w, b), rel=1e-12, abs=1e-13)
+    # the value (the only comparison when the minimiser is not unique)
+    assert (res.objective - exact) / max(1.0, abs(exact)) <= 1e-7
+    assert (F(w_ex, b_ex) - res.objective) / max(1.0, abs(res.objective)) >= -1e-7
+    check_kkt(res, X, y, W_S, q, lam, ridge, "squared")
+    H = curriculum_hessian(X, W_S, lam, ridge)
+    assert is_pd(H) == unique
+    if not unique:
+        return  # many minimisers: objectives only (above)
+    m, L = modulus(H), float(np.linalg.eigvalsh(H)[-1])
+    x, x_ref = np.r_[w, b], np.r_[w_ex, b_ex]
+    n_ = X.shape[0]
+    g = H @ x - np.r_[X.T @ y / n_, -q]
+    nonneg = np.r_[np.zeros(d, bool), np.ones(k, bool)]
+    bound = distance_bound(x, F(w, b), F(w_ex, b_ex), g, nonneg, m, L, F(np.zeros(d), np.zeros(k)))
+    assert np.linalg.norm(x - x_ref) <= bound, (np.linalg.norm(x - x_ref), bound)
+    if L / m <= 1e6:
+        assert np.abs(x - x_ref).max() <= 1e-6 * max(1.0, np.abs(x_ref).max())

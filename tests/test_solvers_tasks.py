@@ -538,3 +538,84 @@ def test_squared_wstep_overflow_is_an_error():
     data = make_regression_tasks(n_tasks=6, n_features=4, n_samples=10, n_parents=1, random_state=0).train
     with pytest.raises(ValueError, match="W-step objective overflows float64"):
         solve_tasks(data.Xs, [y * 1e200 for y in data.ys], np.zeros((6, 6)), 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# issue 17, item 2: one-hot + bias designs (exactly rank deficient with n_t >= d) and
+# per-column badly scaled designs; uniqueness from the rank of the Hessian, not n_t >= d
+# --------------------------------------------------------------------------------------
+from tests.instances import colscaled_X, column_factors, distance_bound, is_pd, modulus  # noqa: E402
+
+
+def family_instance(kind: str, seed: int, T: int, n: tuple[int, int], b_kind: str):
+    """``onehot``: ``make_tabular_tasks`` with two 3-level groups, an integer and an
+    indicator column and the bias (d = 9, rank <= 7 in every task); ``colscaled``: d = 6
+    Gaussian columns with per-column factors 1e-3..1e3 shared by all tasks (units).
+    ``b_kind``: ``sparse`` (random, I - B nonsingular) or ``cycle`` (I - B singular)."""
+    rng = np.random.default_rng(seed)
+    if kind == "onehot":
+        from amtl_cvx import make_tabular_tasks
+
+        data = make_tabular_tasks(T, group_sizes=(3, 3), n_integer=1, n_indicators=1, min_samples=n[0],
+                                  max_samples=n[1], n_clusters=2, random_state=seed).train
+        Xs, ys = [np.array(X) for X in data.Xs], [np.array(y) for y in data.ys]
+    else:
+        f, d = column_factors(rng, 6), 6
+        Xs = [colscaled_X(rng, int(rng.integers(n[0], n[1] + 1)), d, f) for _ in range(T)]
+        w0 = rng.standard_normal(d) / f  # every column matters in the targets
+        ys = [X @ (w0 * (1 + 0.3 * rng.standard_normal(d))) + 0.1 * rng.standard_normal(X.shape[0]) for X in Xs]
+    if b_kind == "cycle":
+        B = np.roll(np.eye(T), 1, axis=1)
+    else:
+        B = rng.uniform(0.0, 0.6, size=(T, T)) * (rng.random((T, T)) < 0.3)
+        np.fill_diagonal(B, 0.0)
+    a = 1.0 + 2.0 * rng.random(T)
+    return Xs, ys, B, a
+
+
+def assert_wstep_solution_matches(res, W_ex, Xs, ys, B, lam, a, ridge) -> bool:
+    """Unique minimiser (Hessian of full rank): ``||W - W_ex|| <= distance_bound``, and
+    entrywise within 1e-6 when the Hessian is well conditioned. Returns uniqueness."""
+    T, d = len(Xs), Xs[0].shape[1]
+    H, rhs = dense_system(Xs, ys, B, lam, a, ridge)
+    if not is_pd(H):
+        return False  # many minimisers: the objectives are compared (assert_matches)
+    m, L = modulus(H), float(np.linalg.eigvalsh(H)[-1])
+    assert m > 0
+    W = res.solution
+    x, x_ref = W.T.ravel(), W_ex.T.ravel()  # task-major, as dense_system
+    f = lambda V: numpy_objective(Xs, ys, V, B, lam, a, ridge, "squared")  # noqa: E731
+    g = H @ x - rhs
+    bound = distance_bound(x, f(W), f(W_ex), g, np.zeros(d * T, bool), m, L, f(np.zeros_like(W)))
+    assert np.linalg.norm(x - x_ref) <= bound, (np.linalg.norm(x - x_ref), bound)
+    if L / m <= 1e6:
+        assert np.abs(W - W_ex).max() <= 1e-6 * max(1.0, np.abs(W_ex).max())
+    return True
+
+
+WFAMILY_CASES = [
+    # kind, seed, T, n, b_kind, ridge, lam, unique
+    ("onehot", 50, 6, (12, 25), "sparse", 0.0, 1.0, True),  # rank X_t < d, yet unique (I - B)
+    ("onehot", 51, 6, (12, 25), "cycle", 0.0, 1.0, False),  # n_t >= d, yet not unique
+    ("onehot", 52, 6, (12, 25), "cycle", 0.01, 1.0, True),  # ridge > 0
+    ("onehot", 53, 8, (4, 9), "sparse", 0.0, 0.3, True),  # n_t < d, I - B nonsingular
+    ("colscaled", 54, 6, (8, 15), "sparse", 0.0, 1.0, True),
+    ("colscaled", 55, 5, (8, 15), "cycle", 0.0, 0.5, True),  # unique, condition number ~1e12
+    ("colscaled", 56, 5, (2, 4), "cycle", 0.0, 1.0, True),  # n_t < d, stacked X of full rank
+]
+
+
+@pytest.mark.parametrize("kind,seed,T,n,b_kind,ridge,lam,unique", WFAMILY_CASES)
+def test_onehot_and_column_scaled_families_match_clarabel(kind, seed, T, n, b_kind, ridge, lam, unique):
+    Xs, ys, B, a = family_instance(kind, seed, T, n, b_kind)
+    d = Xs[0].shape[1]
+    if kind == "onehot":  # the family's point: exact collinearity whatever n_t is
+        assert all(np.linalg.matrix_rank(X) < d for X in Xs)
+    else:
+        norms = np.linalg.norm(np.vstack(Xs), axis=0)
+        assert norms.max() / norms.min() > 1e4
+    res = solve_tasks(Xs, ys, B, lam, weights=a, ridge=ridge)
+    # value: relative gap <= 1e-7 against Clarabel (the only check when not unique)
+    assert_matches(res, Xs, ys, B, lam, a, ridge, "squared", "CLARABEL", CLARABEL, unique=False, w_tol=0)
+    _, W_ex = referee(Xs, ys, B, lam, a, ridge, "squared", "CLARABEL", CLARABEL)
+    assert assert_wstep_solution_matches(res, W_ex, Xs, ys, B, lam, a, ridge) == unique

@@ -34,6 +34,29 @@ def clarabel_reference(W: np.ndarray, p: np.ndarray, lam: float) -> tuple[np.nda
     return Bv, float(problem.value) * kappa
 
 
+def clarabel_reference_equilibrated(W: np.ndarray, p: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
+    """Exact B-step by CVXPY + Clarabel, column by column in column-equilibrated units.
+
+    With per-column magnitudes spanning 1e-3..1e3, one global scale (``clarabel_reference``)
+    leaves the small columns at 1e-6 of the large ones and Clarabel's answer is off by
+    up to 50% of the objective. Here column t is posed in ``v = w / ||w||`` and
+    ``c_s = b_s ||w_s|| / ||w_t||``: ``||v_t - V c||^2 + sum_s p_s / (lam ||w_s|| ||w_t||) c_s``."""
+    d, T = W.shape
+    norms = np.linalg.norm(W, axis=0)
+    assert np.all(norms > 0)
+    V = W / norms
+    Bv = np.zeros((T, T))
+    for t in range(T):
+        others = np.delete(np.arange(T), t)
+        c = cp.Variable(T - 1, nonneg=True)
+        price = p[others] / (lam * norms[others] * norms[t])
+        problem = cp.Problem(cp.Minimize(cp.sum_squares(V[:, t] - V[:, others] @ c) + price @ c))
+        problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+        assert problem.status == cp.OPTIMAL, problem.status
+        Bv[others, t] = np.maximum(c.value, 0.0) * norms[t] / norms[others]
+    return Bv, direct_objective(W, Bv, p, lam)
+
+
 def direct_objective(W: np.ndarray, B: np.ndarray, p: np.ndarray, lam: float) -> float:
     total = 0.0
     for t in range(W.shape[1]):
@@ -88,7 +111,7 @@ def assert_exactly_feasible(B: np.ndarray, T: int) -> None:
     assert np.all(np.diag(B) == 0.0)
 
 
-def check_against_reference(W: np.ndarray, p: np.ndarray, lam: float) -> SolverResult:
+def check_against_reference(W: np.ndarray, p: np.ndarray, lam: float, reference=None) -> SolverResult:
     T = W.shape[1]
     res = solve_transfer(W, p, lam)
     B = res.solution
@@ -100,7 +123,7 @@ def check_against_reference(W: np.ndarray, p: np.ndarray, lam: float) -> SolverR
     exact_obj = direct_objective(W, B, p, lam)
     assert res.objective == pytest.approx(exact_obj, rel=1e-10, abs=1e-10)
     assert transfer_objective(W, B, p, lam) == pytest.approx(exact_obj, rel=1e-10, abs=1e-10)
-    _, ref_obj = clarabel_reference(W, p, lam)
+    _, ref_obj = (reference or clarabel_reference)(W, p, lam)
     gap = (res.objective - ref_obj) / max(1.0, abs(ref_obj))
     assert gap <= GAP_TOL, gap
     # and the referee is not much better: the fast value may only be slightly better
@@ -729,3 +752,113 @@ def test_the_planted_spread_instance_with_its_last_column_zeroed():
     expected = formula_certificate(SPREAD_W, wrong, np.zeros(4), 1.0)
     assert expected[-1] > 0.5 and np.all(expected[:-1] == 0.0)
     assert transfer_kkt_residual(SPREAD_W, wrong, np.zeros(4), 1.0) == pytest.approx(expected[-1], rel=1e-9)
+
+
+# --------------------------------------------------------------------------------------
+# issue 17, item 2: one-hot (exactly dependent) and per-column badly scaled W; solutions
+# compared column by column wherever the column's minimiser is unique
+# --------------------------------------------------------------------------------------
+from tests.instances import colscaled_W, distance_bound, is_pd, modulus, onehot_W  # noqa: E402
+
+FAMILY_CASES = [
+    # (kind, seed, d, T, lam, pscale, unique columns expected)
+    ("onehot", 70, 9, 6, 1.0, 0.05, "all"),  # rank(W) = 6: every W_{-t} independent
+    ("onehot", 71, 9, 10, 1.0, 0.05, "none"),  # rank(W) = 8 < T - 1 = 9: none unique
+    ("onehot", 72, 7, 8, 0.5, 0.0, "none"),  # d >= T - 1, yet rank(W) = 6 < T - 1 = 7
+    ("onehot_dup", 78, 9, 7, 1.0, 0.05, 2),  # column 1 = column 0: only t in {0, 1} unique
+    ("colscaled", 73, 8, 6, 1.0, 0.05, "all"),
+    ("colscaled", 74, 12, 10, 3.0, 0.01, "all"),
+    ("colscaled", 75, 4, 9, 1.0, 0.05, "none"),  # T - 1 > d
+]
+
+
+def family_instance(kind, seed, d, T, lam, pscale):
+    rng = np.random.default_rng(seed)
+    W = colscaled_W(rng, d, T) if kind == "colscaled" else onehot_W(rng, d, T)
+    if kind == "onehot_dup":
+        W[:, 1] = W[:, 0]
+    # each source's price relative to its own squared norm (a global price would make
+    # the small columns' entries all zero or all free)
+    p = pscale * lam * np.sum(W * W, axis=0) * rng.uniform(0.5, 1.5, size=T)
+    return W, p
+
+
+def bstep_column_unique(W: np.ndarray, t: int) -> bool:
+    """Column t's minimiser is unique iff the columns that can enter are independent."""
+    others = np.delete(np.arange(W.shape[1]), t)
+    return int(np.linalg.matrix_rank(W[:, others])) == others.size
+
+
+def assert_bstep_columns_match(W, p, lam, B, B_ref) -> int:
+    """Per unique column: ``||b - b_ref|| <= distance_bound`` (strong convexity, modulus
+    ``2 lam sigma_min(W_{-t})^2``), and entrywise to 1e-6 when the column is well
+    conditioned. Non-unique columns: only the objective is compared (by the caller).
+    Returns the number of unique columns."""
+    T = W.shape[1]
+    n_unique = 0
+    for t in range(T):
+        if not bstep_column_unique(W, t):
+            continue  # many minimisers: objectives only (check_against_reference)
+        n_unique += 1
+        others = np.delete(np.arange(T), t)
+        Wo, w = W[:, others], W[:, t]
+        H = 2.0 * lam * Wo.T @ Wo
+        m, L = modulus(H), float(np.linalg.eigvalsh(H)[-1])
+        assert m > 0 and is_pd(H)
+        b, b_ref = B[others, t], B_ref[others, t]
+
+        def F(x):
+            r = w - Wo @ x
+            return lam * float(r @ r) + float(p[others] @ x)
+
+        g = H @ b - 2.0 * lam * Wo.T @ w + p[others]
+        bound = distance_bound(b, F(b), F(b_ref), g, np.ones(T - 1, bool), m, L, lam * float(w @ w))
+        assert np.linalg.norm(b - b_ref) <= bound, (t, np.linalg.norm(b - b_ref), bound)
+        if L / m <= 1e6:  # well conditioned: the referee itself is accurate to ~1e-8
+            np.testing.assert_allclose(b, b_ref, atol=1e-6 * max(1.0, np.abs(b_ref).max()))
+    return n_unique
+
+
+@pytest.mark.parametrize("kind,seed,d,T,lam,pscale,unique", FAMILY_CASES)
+def test_onehot_and_column_scaled_families_match_clarabel(kind, seed, d, T, lam, pscale, unique):
+    W, p = family_instance(kind, seed, d, T, lam, pscale)
+    if kind == "colscaled":  # column norms really span 1e-3..1e3
+        norms = np.linalg.norm(W, axis=0)
+        assert norms.min() == pytest.approx(1e-3) and norms.max() == pytest.approx(1e3)
+    # a global scale is enough for one-hot W; per-column scales need an equilibrated referee
+    reference = clarabel_reference if kind != "colscaled" else clarabel_reference_equilibrated
+    res = check_against_reference(W, p, lam, reference)  # objective gap <= 1e-7, KKT <= 1e-9
+    assert np.count_nonzero(res.solution) > 0
+    B_ref, _ = reference(W, p, lam)
+    n_unique = assert_bstep_columns_match(W, p, lam, res.solution, B_ref)
+    assert n_unique == {"all": T, "none": 0}.get(unique, unique)
+
+
+@pytest.mark.parametrize("kind,seed,d,T", [("onehot", 76, 9, 12), ("colscaled", 77, 5, 12)])
+def test_families_with_transfer_ridge_match_exactly(kind, seed, d, T):
+    """With a transfer ridge every column is strictly convex (modulus 2 rho), unique even
+    where W_{-t} is dependent: the solution, not only the value, must match the referee."""
+    from tests.test_ridge_transfer import clarabel_ridge
+
+    W, p = family_instance(kind, seed, d, T, 1.0, 0.05)
+    assert not any(bstep_column_unique(W, t) for t in range(T))  # ridge-free: not unique
+    rho = 1e-2 * float(np.mean(np.sum(W * W, axis=0)))
+    res = solve_transfer(W, p, 1.0, ridge=rho)
+    assert res.converged and res.certificate <= CERT_TOL
+    B, (B_ref, ref) = res.solution, clarabel_ridge(W, p, 1.0, rho)
+    assert -1e-7 <= (res.objective - ref) / max(1.0, abs(ref)) <= 1e-9
+    for t in range(T):
+        others = np.delete(np.arange(T), t)
+        Wo, w = W[:, others], W[:, t]
+        H = 2.0 * Wo.T @ Wo + 2.0 * rho * np.eye(T - 1)
+        m, L = modulus(H), float(np.linalg.eigvalsh(H)[-1])
+        assert m >= 2.0 * rho * (1 - 1e-12)
+
+        def F(x):
+            r = w - Wo @ x
+            return float(r @ r) + float(p[others] @ x) + rho * float(x @ x)
+
+        b, b_ref = B[others, t], B_ref[others, t]
+        g = H @ b - 2.0 * Wo.T @ w + p[others]
+        bound = distance_bound(b, F(b), F(b_ref), g, np.ones(T - 1, bool), m, L, float(w @ w))
+        assert np.linalg.norm(b - b_ref) <= bound, (t, np.linalg.norm(b - b_ref), bound)
