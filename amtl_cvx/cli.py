@@ -225,7 +225,9 @@ def _report(dataset, chosen, args, roles=None) -> str:
               + _params_text(key, sel, args.ridge, _curriculum_selection(args, dataset.train.n_tasks),
                              args.transfer_ridge))
     for key, sel in chosen.items():
-        edge = grid_edges(sel) if sel.fit is None else {}
+        edge = grid_edges(sel)
+        if sel.fit is not None and edge.get("mu") == 0.0:
+            del edge["mu"]  # AMTL's mu = 0 is the end of mu's domain, not only of the grid
         if edge:
             print(f"note: {_LABELS[key]}'s {', '.join(f'{k}={v:g}' for k, v in edge.items())} is at an "
                   "edge of its grid; its optimum may lie outside it")

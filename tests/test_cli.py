@@ -82,6 +82,15 @@ def test_fit_says_when_amtl_chose_no_transfer(synthetic_path, tmp_path, capsys):
     assert "AMTL, Algorithm 1 chose B = 0: it is single-task at lam = 110 (lam 100 + ridge 10)" in text
 
 
+def test_amtl_at_an_edge_of_its_lam_grid_is_noted(synthetic_path, tmp_path, capsys):
+    """On the release data AMTL's optimum is near lam = 1 (docs/results.md): a grid above
+    it puts the choice at the grid's lower edge, and the report says so."""
+    assert main(["fit", str(synthetic_path), "--lam", "10,30,100", "--mu", "0,0.1,1", "--baselines", "none",
+                 "--algorithm", "alternating", "--no-progress", "-o", str(tmp_path / "m.npz")]) == 0
+    text = capsys.readouterr().out
+    assert "note: AMTL, Algorithm 1's lam=10, mu=1 is at an edge of its grid" in text
+
+
 def test_grid_edges_flags_an_optimum_at_the_end_of_its_grid(synthetic_path):
     from amtl_cvx import load_release_mat
     from amtl_cvx.selection import grid_edges, select_single_task
