@@ -467,30 +467,23 @@ def fit_alternating(
         else:
             objective = history[-1]
     converged = bool(cert <= tol)
-    if variant is not None:
-        if not converged:
-            warnings.warn(
-                f"fit_alternating stopped after {n_iter} alternations (max_iter={max_iter}) of the "
-                f"{variant._label()} with a relative decrease {cert:.2e} > tol {tol:.1e}: raise max_iter",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        coupling = _check_coupling(B, lam, ridge, W, data, loss, "fit_alternating")
+    if not converged:
+        if variant is not None:
+            stopped = (f"alternations (max_iter={max_iter}) of the {variant._label()} with a relative "
+                       f"decrease {cert:.2e} > tol {tol:.1e}: raise max_iter")
+        else:
+            what = "L-BFGS iterations" if method == "lbfgs" else "alternations"
+            remedy = ("raise max_iter" if ridge > 0 and rho > 0 else
+                      "raise max_iter, or use ridge='auto' and transfer_ridge='auto' (the defaults) if the "
+                      "objective keeps falling while ||W|| or ||B|| grows (with either ridge 0 the problem "
+                      "may have no minimiser)")
+            stopped = (f"{what} (max_iter={max_iter}) with KKT certificate {cert:.2e} > tol {tol:.1e}: "
+                       f"{remedy}")
+        warnings.warn(f"fit_alternating stopped after {n_iter} {stopped}", ConvergenceWarning, stacklevel=2)
+    coupling = _check_coupling(B, lam, ridge, W, data, loss, "fit_alternating")
+    if variant is not None:  # the built-in certificate does not hold: its decrease instead
         return AMTLFit(W, B, float(objective), np.array(history), n_iter, converged, c=c, method=method,
                        ridge=ridge, coupling=coupling, variant=_variant_name(variant), decrease=float(cert))
-    if not converged:
-        what = "L-BFGS iterations" if method == "lbfgs" else "alternations"
-        remedy = ("raise max_iter" if ridge > 0 and rho > 0 else
-                  "raise max_iter, or use ridge='auto' and transfer_ridge='auto' (the defaults) if the "
-                  "objective keeps falling while ||W|| or ||B|| grows (with either ridge 0 the problem "
-                  "may have no minimiser)")
-        warnings.warn(
-            f"fit_alternating stopped after {n_iter} {what} (max_iter={max_iter}) with KKT "
-            f"certificate {cert:.2e} > tol {tol:.1e}: {remedy}",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    coupling = _check_coupling(B, lam, ridge, W, data, loss, "fit_alternating")
     return AMTLFit(W, B, objective, np.array(history), n_iter, converged, c=c,
                    certificate=float(cert), method=method, ridge=ridge, coupling=coupling,
                    transfer_ridge=rho)
