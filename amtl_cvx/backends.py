@@ -9,7 +9,10 @@ A backend answers three questions, always in original units:
   (``b`` of length T, zero outside ``learned``).
 
 The CVXPY backend builds each statement once per fit and re-solves it with new
-parameter values (DPP), so compilation is paid once. :class:`VariantBackend` solves the
+parameter values (DPP), so compilation is paid once. :class:`FirstOrderBackend` answers
+the same questions with the first-order solvers (``solvers.first_order``,
+``solvers.first_order_tasks``, ``solvers.first_order_curriculum``), held to the same
+certificates as the fast exact solvers. :class:`VariantBackend` solves the
 steps a :class:`~amtl_cvx.problems.custom.Variant` replaces with its statements and
 hands the others to a fast or CVXPY backend.
 """
@@ -24,12 +27,12 @@ import numpy as np
 
 from amtl_cvx.data import MultiTaskData
 
-__all__ = ["Backend", "CvxpyBackend", "FastBackend", "VariantBackend", "make_backend", "BACKENDS",
-           "ConvergenceWarning"]
+__all__ = ["Backend", "CvxpyBackend", "FastBackend", "FirstOrderBackend", "VariantBackend", "make_backend",
+           "BACKENDS", "ConvergenceWarning"]
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("fast", "cvxpy")
+BACKENDS = ("fast", "cvxpy", "first-order")
 
 
 class ConvergenceWarning(UserWarning):
@@ -167,14 +170,105 @@ class FastBackend:
         return w, b
 
 
-def make_backend(backend: str, data: MultiTaskData, loss: str, solver: str | None = None, tol: float = 1e-9):
-    """Build the backend named ``backend`` (``"fast"`` or ``"cvxpy"``)."""
+class FirstOrderBackend(FastBackend):
+    """The first-order solvers of the ``solvers`` package, warm-started.
+
+    - B-step: :func:`solvers.first_order.solve_transfer_first_order` (working-set
+      coordinate descent);
+    - W-step: :func:`solvers.first_order_tasks.solve_tasks_first_order` (accelerated
+      gradient with restart in a per-task metric for the squared loss, preconditioned
+      L-BFGS for the logistic);
+    - curriculum step: :func:`solvers.first_order_curriculum.solve_curriculum_step_first_order`
+      (accelerated projected gradient in ``(w, b)``).
+
+    Each stops on the same certificate as the fast exact solver of its step. A solve
+    that stops before its certificate reaches ``tol`` emits a
+    :class:`ConvergenceWarning` (its result is still used), and every
+    :class:`~solvers.result.SolverResult` is kept in ``stats``, as with
+    :class:`FastBackend`.
+
+    Parameters
+    ----------
+    data : MultiTaskData
+    loss : {"squared", "logistic"}
+    tol : float, default=1e-9
+        Certificate tolerance passed to every solver (see :class:`FastBackend`).
+    client : dask.distributed.Client, optional
+        Passed to the B-step, which then solves its column blocks on the cluster.
+    """
+
+    def __init__(self, data: MultiTaskData, loss: str, tol: float = 1e-9, client=None) -> None:
+        super().__init__(data, loss, tol)
+        self.client = client
+
+    def _check(self, result, what: str):
+        self.stats.append(result)
+        if not result.converged:
+            warnings.warn(
+                f"first-order {what} solver stopped after {result.n_iter} iterations with "
+                f"certificate {result.certificate:.2e} > tol {result.tol:.1e}",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return result.solution
+
+    def transfer(self, W, penalty, lam, B0=None, ridge=0.0):
+        from solvers.first_order import solve_transfer_first_order
+
+        result = solve_transfer_first_order(
+            W, penalty, lam, B0=B0, ridge=ridge, tol=self.tol, sparse_output=False, client=self.client,
+        )
+        return np.asarray(self._check(result, "B-step"))
+
+    def tasks(self, B, lam, weights, ridge, W0=None):
+        from solvers.first_order_tasks import solve_tasks_first_order
+
+        result = solve_tasks_first_order(
+            self.data.Xs, self.data.ys, B, lam,
+            loss=self.loss, weights=weights, ridge=ridge, W0=W0, tol=self.tol, grams=self._grams,
+        )
+        return self._check(result, "W-step")
+
+    def curriculum(self, task, W, learned, q, lam, ridge):
+        from solvers.first_order_curriculum import solve_curriculum_step_first_order
+
+        idx = np.flatnonzero(learned)
+        result = solve_curriculum_step_first_order(
+            self.data.Xs[task], self.data.ys[task], W[:, idx], q[idx], lam,
+            loss=self.loss, ridge=ridge, tol=self.tol,
+        )
+        w, b_S = self._check(result, "curriculum")
+        b = np.zeros(self.data.n_tasks)
+        b[idx] = b_S
+        return w, b
+
+
+def make_backend(backend: str, data: MultiTaskData, loss: str, solver: str | None = None, tol: float = 1e-9,
+                 client=None):
+    """Build the backend named ``backend`` (one of :data:`BACKENDS`).
+
+    Parameters
+    ----------
+    backend : {"fast", "cvxpy", "first-order"}
+    data : MultiTaskData
+    loss : {"squared", "logistic"}
+    solver : str, optional
+        A CVXPY solver (``backend="cvxpy"`` only).
+    tol : float, default=1e-9
+        Certificate tolerance of the fast and first-order solvers.
+    client : dask.distributed.Client, optional
+        Cluster for the first-order B-step (``backend="first-order"`` only).
+    """
+    if client is not None and backend != "first-order":
+        raise ValueError("client applies only to backend='first-order' (its B-step)")
     if backend == "cvxpy":
         return CvxpyBackend(data, loss, solver)
-    if backend == "fast":
+    if backend in ("fast", "first-order"):
         if solver is not None:
             raise ValueError("solver names a CVXPY solver; it applies only to backend='cvxpy'")
-        return FastBackend(data, loss, tol)
+        if backend == "fast":
+            return FastBackend(data, loss, tol)
+        return FirstOrderBackend(data, loss, tol, client=client)
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 

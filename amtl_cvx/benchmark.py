@@ -298,8 +298,10 @@ def _predict_memory(history: list[tuple[int, float]], T: int) -> float:
 # --------------------------------------------------------------------------- timing
 
 
-def _time_fast(inst: BenchInstance, step: str, repeat: int, tol: float) -> dict[str, Any]:
-    """One warm-up, then the median of ``repeat`` timed runs of the fast solver."""
+def _time_fast(inst: BenchInstance, step: str, repeat: int, tol: float, first_order: bool = False) -> dict[str, Any]:
+    """One warm-up, then the median of ``repeat`` timed runs of the fast solver (for the
+    B-step with ``first_order``: :func:`solvers.first_order.solve_transfer_first_order`)."""
+    import solvers.first_order as fast_first_order
     import solvers.tasks as fast_tasks
     import solvers.transfer as fast_transfer
 
@@ -308,7 +310,12 @@ def _time_fast(inst: BenchInstance, step: str, repeat: int, tol: float) -> dict[
     def run() -> tuple[float, float, Any]:
         if step == "bstep":
             t0 = time.perf_counter()
-            res = fast_transfer.solve_transfer(inst.W, inst.penalty, inst.lam, tol=tol)
+            if first_order:
+                res = fast_first_order.solve_transfer_first_order(
+                    inst.W, inst.penalty, inst.lam, tol=tol, sparse_output=False
+                )
+            else:
+                res = fast_transfer.solve_transfer(inst.W, inst.penalty, inst.lam, tol=tol)
             return 0.0, time.perf_counter() - t0, res
         t0 = time.perf_counter()
         grams = fast_tasks.precompute_grams(data.Xs, data.ys)
@@ -413,6 +420,7 @@ def run_benchmark(
     random_state: int | None = 0,
     tol: float = 1e-10,
     progress: Callable[[str], None] | None = None,
+    first_order: bool = False,
 ) -> list[dict[str, Any]]:
     """Time the B-step and the squared-loss W-step: fast solver vs CVXPY solvers.
 
@@ -479,6 +487,11 @@ def run_benchmark(
         Fast solvers' certificate tolerance.
     progress : callable, optional
         Called with one status line per measurement.
+    first_order : bool, default=False
+        Also time the first-order B-step
+        (:func:`solvers.first_order.solve_transfer_first_order`, same ``tol``): one more
+        B-step row per ``T`` with backend ``"fast-first-order"`` (its ``ratio`` is to
+        the active-set ``"fast"`` time, its ``rel_gap`` to the active-set objective).
 
     Returns
     -------
@@ -544,6 +557,11 @@ def run_benchmark(
                 ref = fast["total_time"]
                 measured = [("fast", fast)]
                 _say(progress, f"{step} T={T} d={d} fast: {ref:.3g} s ({fast['status']})")
+                if first_order and step == "bstep":
+                    fo = _time_fast(inst, step, repeat, tol, first_order=True)
+                    measured.append(("fast-first-order", fo))
+                    _say(progress, f"{step} T={T} d={d} fast-first-order: {fo['total_time']:.3g} s "
+                                   f"({fo['status']})")
                 for solver in solvers:
                     backend = f"cvxpy-{solver}"
                     key = (step, d, solver)

@@ -2,7 +2,7 @@
 
 ``amtl-cvx demo``    fit single-task and AMTL models on a generated planted-graph problem.
 ``amtl-cvx fit``     fit AMTL on a ``.mat`` file in the original release's layout.
-``amtl-cvx verify``  solve one subproblem with the fast solver and every CVXPY backend.
+``amtl-cvx verify``  solve one subproblem with the fast (and first-order) solvers and every CVXPY backend.
 ``amtl-cvx bench``   time the fast solvers against the CVXPY backends.
 ``amtl-cvx compare`` AMTL vs single-task and multi-task networks (LBTW, GradNorm, ...).
 """
@@ -103,8 +103,10 @@ def _add_fit_options(p: argparse.ArgumentParser, command: str) -> None:
                    help="multi-task baselines to report next to single-task and AMTL: 'all', "
                         "'none', or names among pooled, mean_regularized, l21, trace_norm, gomtl "
                         f"(default: {','.join(_BASELINES[command])})")
-    p.add_argument("--backend", choices=("fast", "cvxpy"), default="fast",
-                   help="subproblem solvers: the fast ones or CVXPY's exact statements")
+    p.add_argument("--backend", choices=("fast", "first-order", "cvxpy"), default="fast",
+                   help="AMTL's subproblem solvers: the fast exact ones, the first-order ones "
+                        "(docs/first_order.md) or CVXPY's exact statements (the baselines always "
+                        "use their fast solvers)")
     p.add_argument("--solver", default=None, help="CVXPY solver (OSQP, CLARABEL, ECOS) for --backend cvxpy")
     p.add_argument("--ridge", type=ridge_value, default="auto",
                    help="AMTL's ridge * ||W||_F^2: a number, or auto = 0.1 * lam (keeps the problem "
@@ -378,15 +380,18 @@ def _verify(args) -> int:
     if isinstance(steps, str):
         steps = (steps,)
     print(f"{where}; lam = {args.lam}, mu = {args.mu}, ridge = {args.ridge}")
+    first_order = args.backend == "first-order"
     rows = run_verification(dataset, steps=steps, lam=args.lam, mu=args.mu, ridge=args.ridge,
+                            first_order=first_order,
                             progress=(lambda msg: print(msg, file=sys.stderr)) if args.progress else None)
     print(format_table(rows))
     failures = failed_checks(rows)
     if failures:
         print(f"verdict: {len(failures)} check(s) failed: " + "; ".join(failures))
         return 1
+    fast = "fast and first-order" if first_order else "fast"
     print(f"verdict: all {sum(not str(r['status']).startswith('n/a') for r in rows)} solves passed "
-          "(fast: converged and exactly feasible; CVXPY: optimal; every gap <= 1e-7)")
+          f"({fast}: converged and exactly feasible; CVXPY: optimal; every gap <= 1e-7)")
     return 0
 
 
@@ -404,7 +409,7 @@ def _bench(args) -> int:
     rows = []
     if not args.fit_only:
         rows = run_benchmark(args.tasks, args.features, steps=args.steps, time_limit=args.time_limit,
-                             repeat=args.repeat, progress=say)
+                             repeat=args.repeat, progress=say, first_order=args.backend == "first-order")
         print(format_benchmark_table(rows))
     fit_rows = []
     if args.fit or args.fit_only:
@@ -452,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_parser(sub)
 
     verify = sub.add_parser("verify", formatter_class=_Formatter,
-                          help="fast solver vs every CVXPY backend on one subproblem")
+                          help="fast (and first-order) solvers vs every CVXPY backend on one subproblem")
     verify.add_argument("path", nargs="?", default=None, help="a release .mat file (default: generated)")
     verify.add_argument("--step", choices=("bstep", "wstep", "curriculum", "all"), default="all",
                         help="the subproblem(s) to solve")
@@ -464,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--lam", type=float, default=1.0, help="coupling weight lam")
     verify.add_argument("--mu", type=float, default=0.1, help="weight mu of the outgoing-edge penalty")
     verify.add_argument("--ridge", type=float, default=0.0, help="ridge * ||W||_F^2")
+    verify.add_argument("--backend", choices=("fast", "first-order"), default="fast",
+                        help="the solvers held to CVXPY: the fast ones, or the fast and the "
+                             "first-order ones")
     verify.add_argument("--progress", action="store_true", help="print a line per solve to stderr")
     verify.set_defaults(func=_verify)
 
@@ -477,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--time-limit", type=float, default=30.0,
                        help="skip a CVXPY backend at larger T once one solve exceeds this (s)")
     bench.add_argument("--repeat", type=int, default=3, help="fast-solver repetitions (median)")
+    bench.add_argument("--backend", choices=("fast", "first-order"), default="fast",
+                       help="the custom solvers timed against CVXPY: the fast ones, or also the "
+                            "first-order B-step (docs/first_order.md)")
     bench.add_argument("--fit", action="store_true", help="also time full AMTL fits (Algorithm 1)")
     bench.add_argument("--fit-only", action="store_true", help="only the full-fit benchmark")
     bench.add_argument("--mat", default=None, help="synthetic_dataset.mat for the full-fit benchmark")

@@ -570,8 +570,11 @@ _AMTL_PARAMS_DOC = """
     algorithm : {"alternating", "curriculum"}, default="alternating"
         Algorithm 1 (:func:`~amtl_cvx.fit.fit_alternating`) or Algorithm 2
         (:func:`~amtl_cvx.fit.fit_curriculum`).
-    backend : {"fast", "cvxpy"}, default="fast"
-        First-order solvers (``solvers``) or exact CVXPY statements.
+    backend : {"fast", "first-order", "cvxpy"}, default="fast"
+        The subproblem solvers: the exact active-set, Cholesky and Newton solvers of
+        ``solvers`` (``"fast"``), its first-order solvers (``"first-order"``:
+        coordinate descent, accelerated gradient; ``docs/first_order.md``), or the exact
+        CVXPY statements.
     solver : str, optional
         The CVXPY solver name (``backend="cvxpy"`` only); default: the ladder of
         ``docs/algorithms.md``.

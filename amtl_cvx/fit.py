@@ -6,8 +6,11 @@ Both minimise (``docs/objective.md``)::
               + transfer_ridge ||B||_F^2     (Algorithm 1; see docs/objective.md)
     s.t. B >= 0, diag(B) = 0
 
-with every subproblem solved by a backend: ``"fast"`` (the ``solvers`` package) or
-``"cvxpy"`` (the exact statements of :mod:`amtl_cvx.problems`). With ``variant=`` (a
+with every subproblem solved by a backend: ``"fast"`` (the exact active-set, Cholesky and
+Newton solvers of the ``solvers`` package), ``"first-order"`` (its first-order solvers:
+coordinate descent on the B-step, accelerated gradient on the W-step and the curriculum
+step; ``docs/first_order.md``) or ``"cvxpy"`` (the exact statements of
+:mod:`amtl_cvx.problems`). With ``variant=`` (a
 :class:`~amtl_cvx.problems.custom.Variant`) the steps the variant replaces are solved by
 its own CVXPY statements, the others by the backend, and the history is the variant's
 own objective (``docs/prototyping.md``).
@@ -304,6 +307,7 @@ def fit_alternating(
     tol: float = 1e-6,
     backend: str = "fast",
     solver: str | None = None,
+    client=None,
     W_init: np.ndarray | None = None,
     B_init: np.ndarray | None = None,
     extrapolate: bool = True,
@@ -365,9 +369,13 @@ def fit_alternating(
         L-BFGS iterations (default 1000) or alternations (default 100).
     tol : float, default=1e-6
         Tolerance on the KKT certificate.
-    backend : {"fast", "cvxpy"}
+    backend : {"fast", "first-order", "cvxpy"}
+        Subproblem solvers (module docstring).
     solver : str, optional
         The CVXPY solver (backend ``"cvxpy"`` only).
+    client : dask.distributed.Client, optional
+        Backend ``"first-order"`` only: its B-steps solve blocks of columns on the
+        cluster's workers (needs ``amtl-cvx[dask]``).
     W_init : numpy.ndarray, optional
         Starting ``W`` (d x T) instead of the single-task models.
     B_init : numpy.ndarray, optional
@@ -377,8 +385,8 @@ def fit_alternating(
     extrapolate : bool, default=True
         Safeguarded extrapolation between alternations (``"alternating"`` only).
     method : {"auto", "lbfgs", "alternating"}, default="auto"
-        ``"auto"``: ``"lbfgs"`` with the fast backend, ``"alternating"`` with CVXPY
-        (``"lbfgs"`` needs the fast B-step solver).
+        ``"auto"``: ``"lbfgs"`` with the fast backend, ``"alternating"`` with the
+        others (``"lbfgs"`` needs the fast B-step solver).
     blas_threads : int or None, default=1
         BLAS threads during the fit (see :func:`blas_limit`).
     progress : bool, default=False
@@ -428,9 +436,10 @@ def fit_alternating(
         raise ValueError("B_init needs W_init: a transfer graph is warm-started with its W")
     with blas_limit(blas_threads):
         if variant is None:
-            engine = make_backend(backend, data, loss, solver)
+            engine = make_backend(backend, data, loss, solver, client=client)
         else:
-            engine = VariantBackend(variant, make_backend(backend, data, loss, solver if backend == "cvxpy" else None),
+            engine = VariantBackend(variant, make_backend(backend, data, loss, solver if backend == "cvxpy" else None,
+                                                          client=client),
                                     data, loss, lam=lam, mu=mu, c=c, ridge=ridge, solver=solver)
         B = np.zeros((T, T))
         W_single = None
@@ -701,8 +710,8 @@ def fit_curriculum(
     upper triangular in the learned order), and the final ``F(W, B)`` is the sum of the
     step objectives.
 
-    Parameters are those of :func:`fit_alternating` (``blas_threads`` included), plus
-    ``selection``.
+    Parameters are those of :func:`fit_alternating` (``blas_threads`` included; no
+    ``client``: the curriculum has no B-step), plus ``selection``.
 
     With ``variant`` (a :class:`~amtl_cvx.problems.custom.Variant` with a curriculum
     step), every step is the variant's statement solved by CVXPY (``solver`` applies),

@@ -2,7 +2,9 @@ r"""Cross-check one AMTL subproblem: the fast solver against every exact CVXPY s
 
 For one instance of a step (``"bstep"``, ``"wstep"`` or ``"curriculum"``, see
 ``docs/objective.md``) :func:`verify_instance` solves it with the fast solver of the
-``solvers`` package and with each CVXPY solver named explicitly (OSQP, CLARABEL, ECOS,
+``solvers`` package (and, with ``first_order=True``, with its first-order solver:
+``solvers.first_order``, ``solvers.first_order_tasks``, ``solvers.first_order_curriculum``)
+and with each CVXPY solver named explicitly (OSQP, CLARABEL, ECOS,
 at the tight tolerances of :mod:`amtl_cvx.exact`), then evaluates **every** returned
 solution with the one numpy definition of the objective (:mod:`amtl_cvx.objective`).
 Nothing reported by a solver about its own objective is trusted: the rows compare
@@ -276,6 +278,34 @@ def _fast_solve(inst: StepInstance, tol: float) -> tuple[Any, Any]:
     return (np.asarray(w, dtype=np.float64), b), res
 
 
+def _first_order_solve(inst: StepInstance, tol: float) -> tuple[Any, Any]:
+    """Run the first-order solver; return (solution in original layout, SolverResult)."""
+    if inst.step == "bstep":
+        from solvers.first_order import solve_transfer_first_order
+
+        res = solve_transfer_first_order(inst.W, inst.penalty, inst.lam, tol=tol, sparse_output=False)
+        return np.asarray(res.solution, dtype=np.float64), res
+    if inst.step == "wstep":
+        from solvers.first_order_tasks import solve_tasks_first_order
+
+        res = solve_tasks_first_order(
+            inst.data.Xs, inst.data.ys, inst.B, inst.lam,
+            loss=inst.loss, weights=inst.weights, ridge=inst.ridge, tol=tol,
+        )
+        return np.asarray(res.solution, dtype=np.float64), res
+    from solvers.first_order_curriculum import solve_curriculum_step_first_order
+
+    idx = np.flatnonzero(inst.learned)
+    res = solve_curriculum_step_first_order(
+        inst.data.Xs[inst.task], inst.data.ys[inst.task], inst.W[:, idx], inst.q[idx], inst.lam,
+        loss=inst.loss, ridge=inst.ridge, tol=tol,
+    )
+    w, b_S = res.solution
+    b = np.zeros(inst.n_tasks)
+    b[idx] = b_S
+    return (np.asarray(w, dtype=np.float64), b), res
+
+
 def _cvxpy_solve(inst: StepInstance, solver: str) -> tuple[Any, Any]:
     """Build the statement and solve it with ``solver``; return (solution, ExactResult)."""
     from amtl_cvx.problems import CurriculumStepProblem, TasksProblem, TransferProblem
@@ -343,6 +373,7 @@ def verify_instance(
     *,
     solvers: Sequence[str] | None = None,
     tol: float = 1e-10,
+    first_order: bool = False,
 ) -> list[dict[str, Any]]:
     """Solve one instance with the fast solver and each CVXPY solver; compare.
 
@@ -356,12 +387,16 @@ def verify_instance(
         installed)"``; OSQP on a logistic W-step or curriculum step (exponential cone)
         a row with status ``"n/a"``.
     tol : float, default=1e-10
-        Certificate tolerance of the fast solver.
+        Certificate tolerance of the fast solver (and of the first-order solver).
+    first_order : bool, default=False
+        Also solve with the step's first-order solver: a row ``"first-order"`` right
+        after ``"fast"``, with the same columns and checks.
 
     Returns
     -------
     list of dict
-        One row per backend (``"fast"`` first, then ``"cvxpy-<SOLVER>"``) with the keys
+        One row per backend (``"fast"`` first, then ``"first-order"`` if asked, then
+        ``"cvxpy-<SOLVER>"``) with the keys
         of :data:`VERIFY_COLUMNS`:
 
         - ``step``, ``loss``, ``backend``;
@@ -372,7 +407,8 @@ def verify_instance(
           objective among the rows;
         - ``max_abs_diff``: ``max |solution - fast solution|``;
         - ``min_entry``, ``max_abs_diag``, ``feasibility`` (see the module docstring);
-        - ``status``: fast: ``"converged"`` or ``"not converged"`` with the certificate;
+        - ``status``: fast and first-order: ``"converged"`` or ``"not converged"`` with
+          the certificate;
           CVXPY: the solver status (``"optimal"``) or the error message (``"refused:
           ..."`` when the statement would need more than half the available memory,
           see :mod:`amtl_cvx.problems.memory`); ``"n/a"``.
@@ -414,6 +450,12 @@ def verify_instance(
     elapsed = time.perf_counter() - t0
     verdict = "converged" if res.converged else "not converged"
     add("fast", elapsed, fast_solution, f"{verdict} (certificate {res.certificate:.1e})")
+    if first_order:
+        t0 = time.perf_counter()
+        fo_solution, fo_res = _first_order_solve(inst, tol)
+        elapsed = time.perf_counter() - t0
+        verdict = "converged" if fo_res.converged else "not converged"
+        add("first-order", elapsed, fo_solution, f"{verdict} (certificate {fo_res.certificate:.1e})")
 
     for solver in solvers:
         backend = f"cvxpy-{solver}"
@@ -465,6 +507,7 @@ def run_verification(
     solvers: Sequence[str] | None = None,
     tol: float = 1e-10,
     progress: Callable[[str], None] | None = None,
+    first_order: bool = False,
 ) -> list[dict[str, Any]]:
     """Build and verify one instance per step of ``steps`` (see :func:`make_instance`).
 
@@ -481,6 +524,8 @@ def run_verification(
         Fast solvers' certificate tolerance.
     progress : callable, optional
         Called with one status line per step.
+    first_order : bool, default=False
+        Also verify the first-order solvers (a ``"first-order"`` row per step).
 
     Returns
     -------
@@ -497,7 +542,7 @@ def run_verification(
         if progress is not None:
             progress(f"verifying the {step}")
         inst = make_instance(dataset, step, lam=lam, mu=mu, ridge=ridge, loss=loss)
-        rows.extend(verify_instance(inst, solvers=solvers, tol=tol))
+        rows.extend(verify_instance(inst, solvers=solvers, tol=tol, first_order=first_order))
     return rows
 
 
@@ -567,7 +612,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 def failed_checks(rows: Sequence[dict[str, Any]], gap_tol: float = 1e-7) -> list[str]:
     """The checks of verification rows that failed, one description each (empty: all passed).
 
-    A fast row fails when it is not converged, its solution is not exactly feasible,
+    A fast (or first-order) row fails when it is not converged, its solution is not exactly feasible,
     or its objective is more than ``gap_tol`` (relative) above the best row's; a CVXPY
     row fails when its status is not ``"optimal"`` (``OPTIMAL_INACCURATE`` included) or
     its objective is more than ``gap_tol`` above the best. Rows that do not apply
@@ -580,7 +625,7 @@ def failed_checks(rows: Sequence[dict[str, Any]], gap_tol: float = 1e-7) -> list
             continue
         where = f"{row['step']} {row['backend']}"
         gap = row["rel_gap"]
-        if row["backend"] == "fast":
+        if row["backend"] in ("fast", "first-order"):
             if not status.startswith("converged"):
                 failures.append(f"{where}: {status}")
             if row["feasibility"] == "violated":

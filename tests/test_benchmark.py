@@ -204,3 +204,14 @@ def test_bad_arguments(tmp_path):
         run_fit_benchmark(None, ridge_tabular=-1.0)
     with pytest.raises(ValueError, match="rows"):
         write_csv({"a": 1}, tmp_path / "x.csv")
+
+
+def test_first_order_bstep_row():
+    rows = run_benchmark([6], [3], steps=["bstep"], solvers=["CLARABEL"], repeat=1, first_order=True)
+    assert [r["backend"] for r in rows] == ["fast", "fast-first-order", "cvxpy-CLARABEL"]
+    fo = rows[1]
+    assert tuple(fo) == BENCH_COLUMNS
+    assert fo["status"].startswith("converged")
+    assert abs(fo["rel_gap"]) <= 1e-9
+    assert fo["ratio"] == pytest.approx(fo["total_time"] / rows[0]["total_time"], rel=1e-12)
+    assert "fast-first-order" in format_benchmark_table(rows)

@@ -229,3 +229,60 @@ def test_a_slightly_wrong_fast_solution_is_caught_by_its_distance(monkeypatch):
     for row in rows[1:]:
         assert row["max_abs_diff"] == pytest.approx(3e-5, rel=1e-3)
         assert row["max_abs_diff"] > X_TOL[row["backend"]]
+
+
+# --------------------------------------------------------------------------------------
+# issue 13: the first-order solvers as rows next to the fast solver
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def first_order_rows():
+    out = {}
+    for loss, ridge in (("squared", 0.0), ("logistic", 0.01)):
+        ds = _dataset(loss)
+        for step in STEPS:
+            inst = make_instance(ds, step, lam=0.5, mu=0.2, ridge=ridge)
+            out[loss, step] = verify_instance(inst, solvers=["CLARABEL", "ECOS"], first_order=True)
+    return out
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("step", STEPS)
+def test_first_order_rows(first_order_rows, loss, step):
+    rows = first_order_rows[loss, step]
+    assert [r["backend"] for r in rows] == ["fast", "first-order", "cvxpy-CLARABEL", "cvxpy-ECOS"]
+    fo = rows[1]
+    assert tuple(fo) == VERIFY_COLUMNS and fo["step"] == step and fo["loss"] == loss
+    assert fo["status"].startswith("converged") and fo["time"] > 0
+    assert fo["feasibility"] == ("n/a" if step == "wstep" else "exact")
+    assert 0.0 <= fo["rel_gap"] <= GAP
+    assert fo["max_abs_diff"] <= 1e-6  # the minimisers are unique here (see test_backends_agree)
+    assert failed_checks(rows) == []
+    assert "first-order" in format_table(rows)
+
+
+def test_first_order_rows_are_off_by_default(rows_by_case):
+    assert all(r["backend"] != "first-order" for _, rows in rows_by_case.values() for r in rows)
+
+
+def test_unconverged_first_order_row_fails_its_check(monkeypatch):
+    import solvers.first_order_tasks as fo_tasks
+
+    real = fo_tasks.solve_tasks_first_order
+
+    def cut(*args, **kwargs):
+        return real(*args, **{**kwargs, "max_iter": 1})
+
+    monkeypatch.setattr(fo_tasks, "solve_tasks_first_order", cut)
+    inst = make_instance(_dataset("squared"), "wstep", lam=0.5, mu=0.2)
+    rows = verify_instance(inst, solvers=["CLARABEL"], first_order=True)
+    assert rows[1]["status"].startswith("not converged")
+    failures = failed_checks(rows)
+    assert failures and all(f.startswith("wstep first-order: ") for f in failures)
+    assert any("not converged" in f for f in failures) and any("relative gap" in f for f in failures)
+
+
+def test_run_verification_with_first_order_on_release_data(synthetic_path):
+    ds = load_release_mat(synthetic_path)
+    rows = run_verification(ds, lam=10.0, mu=0.1, solvers=["CLARABEL"], first_order=True)
+    assert [r["backend"] for r in rows] == ["fast", "first-order", "cvxpy-CLARABEL"] * 3
+    assert failed_checks(rows) == [], failed_checks(rows)

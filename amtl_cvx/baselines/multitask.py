@@ -81,7 +81,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from amtl_cvx._validation import check_array, check_scalar
-from amtl_cvx.backends import BACKENDS, ConvergenceWarning
+from amtl_cvx.backends import ConvergenceWarning
 from amtl_cvx.baselines.single_task import fit_single_task
 from amtl_cvx.data import MultiTaskData
 from amtl_cvx.estimators import _ClassifierBase, _RegressorBase
@@ -125,9 +125,14 @@ def _check_data(data: Any, loss: str) -> MultiTaskData:
     return data
 
 
+#: The baselines' solvers: their fast solvers or their CVXPY statements (the first-order
+#: family of :mod:`solvers` covers AMTL's subproblems, not the baselines').
+_BASELINE_BACKENDS = ("fast", "cvxpy")
+
+
 def _check_backend(backend: Any, solver: Any) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend not in _BASELINE_BACKENDS:
+        raise ValueError(f"backend must be one of {_BASELINE_BACKENDS}, got {backend!r}")
     if solver is not None and (not isinstance(solver, str) or backend != "cvxpy"):
         raise ValueError(
             f"solver names a CVXPY solver and applies only to backend='cvxpy', got "
