@@ -140,11 +140,17 @@ def _write_npz(path, meta=None, **arrays):
     return path
 
 
-@pytest.fixture
-def saved(tmp_path, reg_xy):
+@pytest.fixture(scope="module")
+def _saved_file(tmp_path_factory, reg_xy):
+    """One fitted model saved once per module (the fit is the slow part)."""
     X, y, _, _ = reg_xy
-    path = save_model(AMTLRegressor(lam=0.1).fit(X, y), tmp_path / "good.npz")
-    with np.load(path, allow_pickle=False) as npz:
+    return save_model(AMTLRegressor(lam=0.1).fit(X, y), tmp_path_factory.mktemp("saved") / "good.npz")
+
+
+@pytest.fixture
+def saved(_saved_file):
+    """A fresh (meta, arrays) pair of the saved model: tests may change both."""
+    with np.load(_saved_file, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(str(arrays.pop("__amtl_cvx_model__")))
     return meta, arrays
