@@ -49,7 +49,8 @@ class RecordingBackend(FastBackend):
 def _record(monkeypatch, fitter, data, **kwargs):
     engines = []
 
-    def make(backend, data_, loss, solver=None, tol=1e-9):
+    def make(backend, data_, loss, solver=None, tol=1e-9, client=None):
+        assert client is None
         engine = RecordingBackend(data_, loss, tol)
         engines.append(engine)
         return engine
