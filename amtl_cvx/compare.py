@@ -4,7 +4,9 @@ The yardstick for negative transfer in multi-task networks is Loss-Balanced Task
 Weighting (Liu, Liang & Gitter, AAAI 2019): per task, the multi-task score minus the
 single-task score; a task *loses* (negative transfer) when the difference is below 0.
 
-Methods (keys of :data:`METHODS`) and the single-task reference each is compared with:
+Methods (keys of :data:`METHODS`) and the single-task reference each is compared with
+(the LBTW release, ``README.md``, runs single-task, multi-task, fine-tuning, GradNorm
+alpha 0.1 and 0.5, RMTL and LBTW alpha 0.1 and 0.5):
 
 ==============  ===================================================  =================
 key             method                                               reference
@@ -13,12 +15,23 @@ stl_net         one network per task (same architecture)             -
 equal           shared-bottom network, equal task weights            stl_net
 lbtw0.1         ... with LBTW, alpha = 0.1                           stl_net
 lbtw0.5         ... with LBTW, alpha = 0.5                           stl_net
-gradnorm        ... with GradNorm, alpha = 1.5                       stl_net
-cosine          ... with RMTL-style cosine weighting, one network    stl_net
-                per focused task, scored on that task only
+gradnorm0.1     ... with GradNorm, alpha = 0.1 (this package's       stl_net
+                implementation: the release has no GradNorm code)
+gradnorm0.5     ... with GradNorm, alpha = 0.5                       stl_net
+cosine          RMTL: cosine weighting toward a focused task, one    stl_net
+                network per focused task, scored on that task only
+finetune        fine-tuning: pre-train on the other tasks, then      stl_net
+                train the focused task from the pre-trained shared
+                layers (one pair per focused task)
 stl_logistic    L2-logistic regression per task (AMTL at B = 0)      -
 amtl            AMTL, Algorithm 1, logistic loss (fast backend)      stl_logistic
 ==============  ===================================================  =================
+
+Network settings come from a preset (:data:`PRESETS`): ``"light"`` (the default, this
+package's quick setting: 256-64 units, no batch normalisation, batch 128, at most 60
+epochs) or ``"release"`` (the LBTW release's network, optimiser, batch, epochs, patience
+and loss normalisation). Every test score is reported with PR-AUC, ROC-AUC and the
+enrichment factor at the release's fractions 2 %, 1 %, 0.15 % and 0.1 %.
 
 Hyperparameters are chosen on the validation split only (the networks early-stop on
 its mean PR-AUC; ``lam`` of single-task logistic regression and ``mu`` of AMTL are
@@ -48,12 +61,14 @@ import numpy as np
 
 from amtl_cvx._argtypes import floats, ints
 from amtl_cvx._progress import progress_bar
-from amtl_cvx.baselines.network import MultiTaskNetwork, SingleTaskNetworks, task_scores
+from amtl_cvx.baselines.network import EF_FRACTIONS, MultiTaskNetwork, SingleTaskNetworks, ef_key, task_scores
 from amtl_cvx.data import MultiTaskDataset
 
 __all__ = [
     "METHODS",
+    "PRESETS",
     "DEFAULT_METHODS",
+    "fine_tune",
     "MethodResult",
     "Comparison",
     "negative_transfer",
@@ -74,18 +89,46 @@ METHODS: dict[str, tuple[str, str | None]] = {
     "equal": ("MTL network, equal weights", "stl_net"),
     "lbtw0.1": ("LBTW alpha=0.1", "stl_net"),
     "lbtw0.5": ("LBTW alpha=0.5", "stl_net"),
-    "gradnorm": ("GradNorm alpha=1.5", "stl_net"),
-    "cosine": ("cosine (focused task)", "stl_net"),
+    "gradnorm0.1": ("GradNorm alpha=0.1", "stl_net"),
+    "gradnorm0.5": ("GradNorm alpha=0.5", "stl_net"),
+    "cosine": ("RMTL (cosine, focused)", "stl_net"),
+    "finetune": ("fine-tuning (focused)", "stl_net"),
     "stl_logistic": ("single-task logistic", None),
     "amtl": ("AMTL (logistic)", "stl_logistic"),
 }
-DEFAULT_METHODS = tuple(METHODS)
 _WEIGHTING = {
     "equal": ("equal", {}),
     "lbtw0.1": ("lbtw", {"alpha": 0.1}),
     "lbtw0.5": ("lbtw", {"alpha": 0.5}),
-    "gradnorm": ("gradnorm", {"alpha": 1.5}),
+    "gradnorm0.1": ("gradnorm", {"alpha": 0.1}),
+    "gradnorm0.5": ("gradnorm", {"alpha": 0.5}),
 }
+
+#: Network settings of the two presets and the methods each runs by default.
+#: ``"light"``: this package's quick setting (not the release's). ``"release"``: the LBTW
+#: release's (``json/LBTW.json``, ``pcba_model.py``): two shared layers of 2000 units,
+#: ReLU then sigmoid (its ``"activations"``), dropout 0.25 before each activation,
+#: batch normalisation of the last shared layer (eps 2e-5, PyTorch momentum 0.9), heads
+#: initialised as ``weights_init``, Adam lr 3e-3 with weight decay 5e-4 on every
+#: parameter, batches of 1024, 100 epochs, patience 200, each task's masked
+#: cross-entropy divided by the batch size.
+PRESETS: dict[str, dict[str, Any]] = {
+    "light": {
+        "network": dict(hidden=(256, 64), activation="relu", dropout=0.2, learning_rate=1e-3, batch_size=128,
+                        max_epochs=60, patience=5, weight_decay=0.0, loss_normalization="labelled",
+                        dtype=np.float32),
+        "methods": ("stl_net", "equal", "lbtw0.1", "lbtw0.5", "gradnorm0.1", "gradnorm0.5", "cosine",
+                    "stl_logistic", "amtl"),
+    },
+    "release": {
+        "network": dict(hidden=(2000, 2000), activation=("relu", "sigmoid"), dropout=0.25,
+                        dropout_position="before", batch_norm=True, bn_momentum=0.9, bn_eps=2e-5,
+                        init="release", learning_rate=3e-3, batch_size=1024, max_epochs=100, patience=200,
+                        weight_decay=5e-4, decay_all=True, loss_normalization="batch", dtype=np.float32),
+        "methods": tuple(METHODS),
+    },
+}
+DEFAULT_METHODS = PRESETS["light"]["methods"]
 
 
 @dataclass
@@ -247,6 +290,68 @@ def _amtl_methods(ds: MultiTaskDataset, Y: dict, lams, mus, ridge, max_iter, wan
 
 
 # --------------------------------------------------------------------------- driver
+def _focused_rows(Y: np.ndarray, tasks: Sequence[int]) -> np.ndarray:
+    """Rows with at least one label among ``tasks`` (the release drops the others)."""
+    return np.flatnonzero((~np.isnan(Y[:, list(tasks)])).any(axis=1))
+
+
+def fine_tune(
+    X: dict[str, Any], Y: dict[str, np.ndarray], focus: int, *, random_state: int = 0,
+    progress: bool = False, **net_params,
+) -> tuple[MultiTaskNetwork, MultiTaskNetwork]:
+    """The release's fine-tuning for one focused task (``pcba_run.py``, ``train_and_test_FineTuning``).
+
+    1. Pre-train a multi-task network (equal weights) on every task but ``focus``, on the
+       rows labelled for at least one of them, early-stopped on their mean validation
+       PR-AUC.
+    2. Build a one-task network for ``focus``, copy the pre-trained shared parameters
+       into it (the head and the batch-normalisation running statistics start fresh:
+       the release copies ``named_parameters`` whose name lacks ``'task'``), and train
+       all of it on the rows labelled for ``focus``, early-stopped on its validation
+       PR-AUC.
+
+    Parameters
+    ----------
+    X, Y : dict
+        Splits ``"train"``, ``"val"`` as in :func:`compare` (at least 2 tasks).
+    focus : int
+        The focused task.
+    random_state : int
+    progress : bool
+    **net_params
+        :class:`MultiTaskNetwork` settings (not ``weighting``).
+
+    Returns
+    -------
+    (pre_trained, fine_tuned) : tuple of MultiTaskNetwork
+    """
+    T = Y["train"].shape[1]
+    if T < 2:
+        raise ValueError("fine-tuning needs at least 2 tasks (one to focus on, others to pre-train on)")
+    if isinstance(focus, bool) or int(focus) != focus or not 0 <= focus < T:
+        raise ValueError(f"focus must be a task index in 0..{T - 1}, got {focus!r}")
+    focus = int(focus)
+    others = [t for t in range(T) if t != focus]
+    rows = _focused_rows(Y["train"], others)
+    vrows = _focused_rows(Y["val"], others)
+    pre = MultiTaskNetwork(weighting="equal", random_state=random_state, progress=progress, **net_params)
+    pre.fit(X["train"][rows], Y["train"][rows][:, others], X["val"][vrows], Y["val"][vrows][:, others])
+    rf = np.flatnonzero(~np.isnan(Y["train"][:, focus]))
+    vf = np.flatnonzero(~np.isnan(Y["val"][:, focus]))
+    if rf.size == 0:
+        raise ValueError(f"task {focus} has no labelled training row")
+    # its own seed: the fresh head (and, without init_shared, the shared layers) differ
+    # from the pre-trained network's initialisation
+    net = MultiTaskNetwork(weighting="equal", random_state=random_state + 1, progress=progress, **net_params)
+    net.fit(X["train"][rf], Y["train"][rf, focus], X["val"][vf], Y["val"][vf, focus],
+            init_shared=pre.shared_params())
+    return pre, net
+
+
+def _epochs(net: MultiTaskNetwork) -> int:
+    return int(len(net.history_["train_loss"]))
+
+
 def compare(
     X: dict[str, Any],
     Y: dict[str, np.ndarray],
@@ -254,16 +359,21 @@ def compare(
     *,
     name: str = "data",
     task_names: Sequence[str] | None = None,
-    methods: Sequence[str] = DEFAULT_METHODS,
-    hidden: Sequence[int] = (256, 64),
-    activation: str = "relu",
-    dropout: float = 0.2,
-    learning_rate: float = 1e-3,
-    batch_size: int = 128,
-    max_epochs: int = 60,
-    patience: int = 5,
-    weight_decay: float = 0.0,
+    methods: Sequence[str] | None = None,
+    preset: str = "light",
+    hidden: Sequence[int] | None = None,
+    activation: str | Sequence[str] | None = None,
+    dropout: float | None = None,
+    learning_rate: float | None = None,
+    batch_size: int | None = None,
+    max_epochs: int | None = None,
+    patience: int | None = None,
+    weight_decay: float | None = None,
+    loss_normalization: str | None = None,
     cosine_focus: Sequence[int] | None = None,
+    cosine_bias: bool = False,
+    finetune_focus: Sequence[int] | None = None,
+    stl_tasks: Sequence[int] | None = None,
     lams: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1),
     mus: Sequence[float] = (0.1, 1.0),
     ridge: float = 1e-4,
@@ -284,13 +394,26 @@ def compare(
         AMTL's view of the same rows (logistic, labels {-1, +1}; task t's rows are the
         rows of ``Y[split][:, t]`` that are not NaN, in order). Needed for
         ``stl_logistic`` and ``amtl``.
-    methods : sequence of str
-        Keys of :data:`METHODS`; the references they need are added.
-    hidden, activation, dropout, learning_rate, batch_size, max_epochs, patience, weight_decay
-        Network settings, shared by every network (single-task ones included).
+    methods : sequence of str, optional
+        Keys of :data:`METHODS`; the references they need are added. Default: the
+        preset's ``"methods"``.
+    preset : {"light", "release"}, default="light"
+        Network settings of :data:`PRESETS`: ``"light"`` (small and quick) or
+        ``"release"`` (the LBTW release's network, optimiser, batch, epochs, patience
+        and loss normalisation).
+    hidden, activation, dropout, learning_rate, batch_size, max_epochs, patience, weight_decay, loss_normalization
+        Override the preset's setting (``None``: keep it); shared by every network.
     cosine_focus : sequence of int, optional
-        Focused tasks of the cosine method (one network each; default the first
+        Focused tasks of the cosine (RMTL) method (one network each; default the first
         ``min(T, 8)`` tasks).
+    cosine_bias : bool, default=False
+        RMTL compares head gradients with the bias (the release leaves it out).
+    finetune_focus : sequence of int, optional
+        Focused tasks of fine-tuning (a pre-training and a fine-tuning each; default
+        ``cosine_focus``).
+    stl_tasks : sequence of int, optional
+        Tasks given a single-task network (default all); negative transfer is counted
+        on these.
     lams : sequence of float
         Grid of ``lam`` for single-task logistic regression (chosen on validation); AMTL
         uses the chosen ``lam``.
@@ -310,8 +433,14 @@ def compare(
     Returns
     -------
     Comparison
+        Each result's ``params["epochs_run"]`` is the number of epochs trained, summed
+        over its networks (``seconds / epochs_run`` is the time per network epoch).
     """
     say = log or (lambda msg: logger.info(msg))
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
+    if methods is None:
+        methods = PRESETS[preset]["methods"]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"methods must be keys of {tuple(METHODS)}, got {unknown or methods!r}")
@@ -329,25 +458,39 @@ def compare(
     T = Y["train"].shape[1]
     names = tuple(task_names) if task_names is not None else tuple(f"task{t}" for t in range(T))
     types = ("binary",) * T
-    focus = list(range(min(T, 8))) if cosine_focus is None else [int(t) for t in cosine_focus]
-    if any(t < 0 or t >= T for t in focus):
-        raise ValueError(f"cosine_focus must hold task indices in 0..{T - 1}")
-    net_params = dict(hidden=tuple(hidden), activation=activation, dropout=dropout,
-                      learning_rate=learning_rate, batch_size=batch_size, max_epochs=max_epochs,
-                      patience=patience, weight_decay=weight_decay, dtype=np.float32)
+
+    def task_list(value, what: str, default: list[int]) -> list[int]:
+        out = default if value is None else [int(t) for t in value]
+        if any(t < 0 or t >= T for t in out):
+            raise ValueError(f"{what} must hold task indices in 0..{T - 1}")
+        return out
+
+    focus = task_list(cosine_focus, "cosine_focus", list(range(min(T, 8))))
+    ft_focus = task_list(finetune_focus, "finetune_focus", focus)
+    stl = task_list(stl_tasks, "stl_tasks", list(range(T)))
+    if "finetune" in want and T < 2:
+        raise ValueError("the method finetune needs at least 2 tasks")
+    net_params = dict(PRESETS[preset]["network"])
+    overrides = dict(hidden=hidden, activation=activation, dropout=dropout, learning_rate=learning_rate,
+                     batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                     weight_decay=weight_decay, loss_normalization=loss_normalization)
+    net_params.update({k: (tuple(v) if k == "hidden" else v) for k, v in overrides.items() if v is not None})
+    MultiTaskNetwork(**net_params)  # validate the settings before any work
     results: dict[str, MethodResult] = {}
     amtl_done: dict = {}
-    with progress_bar(progress, len(want), f"compare ({name})") as bar:
+    with progress_bar(progress, len(want), f"compare ({name}, {preset} preset)") as bar:
         for key in want:
             label, ref = METHODS[key]
             bar.set_postfix_str(label)
             t0 = time.perf_counter()
             params: dict = {}
             if key == "stl_net":
-                model = SingleTaskNetworks(random_state=random_state, progress=progress, **net_params)
+                model = SingleTaskNetworks(tasks=stl, random_state=random_state, progress=progress, **net_params)
                 model.fit(X["train"], Y["train"], X["val"], Y["val"])
-                scores = task_scores(Y["test"], model.predict(X["test"]), types)
+                scores = model.evaluate(X["test"], Y["test"])
+                params["tasks"] = list(stl)
                 params["epochs"] = [net.best_epoch_ + 1 for net in model.networks_.values()]
+                params["epochs_run"] = sum(_epochs(net) for net in model.networks_.values())
                 P_test = model.predict(X["test"])
             elif key in _WEIGHTING:
                 wname, wparams = _WEIGHTING[key]
@@ -357,21 +500,31 @@ def compare(
                 P_test = net.predict(X["test"])
                 scores = task_scores(Y["test"], P_test, types)
                 params["best_epoch"] = net.best_epoch_ + 1
-            elif key == "cosine":
+                params["epochs_run"] = _epochs(net)
+            elif key in ("cosine", "finetune"):
+                tasks = focus if key == "cosine" else ft_focus
                 P_test = np.full(Y["test"].shape, np.nan)
-                with progress_bar(progress, len(focus), "cosine focus tasks") as inner:
-                    for f in focus:
-                        net = MultiTaskNetwork(weighting="cosine", weighting_params={"focus": f},
-                                               random_state=random_state, **net_params)
-                        # early stopping on the focused task's validation PR-AUC
-                        yv = np.full(Y["val"].shape, np.nan)
-                        yv[:, f] = Y["val"][:, f]
-                        net.fit(X["train"], Y["train"], X["val"], yv)
-                        P_test[:, f] = net.predict(X["test"])[:, f]
+                params["epochs_run"] = 0
+                with progress_bar(progress, len(tasks), f"{key} focus tasks") as inner:
+                    for f in tasks:
+                        if key == "cosine":
+                            net = MultiTaskNetwork(weighting="cosine",
+                                                   weighting_params={"focus": f, "include_bias": cosine_bias},
+                                                   random_state=random_state, **net_params)
+                            # early stopping on the focused task's validation PR-AUC
+                            yv = np.full(Y["val"].shape, np.nan)
+                            yv[:, f] = Y["val"][:, f]
+                            net.fit(X["train"], Y["train"], X["val"], yv)
+                            P_test[:, f] = net.predict(X["test"])[:, f]
+                            params["epochs_run"] += _epochs(net)
+                        else:
+                            pre, net = fine_tune(X, Y, f, random_state=random_state, **net_params)
+                            P_test[:, f] = net.predict(X["test"])[:, 0]
+                            params["epochs_run"] += _epochs(pre) + _epochs(net)
                         inner.update(1)
                 Yt = np.where(np.isnan(P_test), np.nan, Y["test"])
                 scores = task_scores(Yt, np.nan_to_num(P_test), types)
-                params["focus"] = focus
+                params["focus"] = list(tasks)
             else:
                 if not amtl_done:
                     amtl_done = _amtl_methods(amtl_data, Y, lams, mus, ridge, amtl_max_iter, want, say)
@@ -379,15 +532,17 @@ def compare(
                 P_test = None
                 t0 = time.perf_counter() - seconds  # report this method's own fitting time
             extra = {}
-            if P_test is not None and key != "cosine" and not np.isnan(Y["test"]).any():
+            if P_test is not None and not np.isnan(P_test).any() and not np.isnan(Y["test"]).any():
                 extra["ova_accuracy"] = float(np.mean(np.argmax(P_test, 1) == np.argmax(Y["test"], 1)))
             elif key in ("stl_logistic", "amtl") and not np.isnan(Y["test"]).any():
                 Z = np.column_stack([amtl_data.test.Xs[t] @ W[:, t] for t in range(T)])
                 extra["ova_accuracy"] = float(np.mean(np.argmax(Z, 1) == np.argmax(Y["test"], 1)))
             res = MethodResult(key, label, ref, scores, time.perf_counter() - t0, params, extra)
             results[key] = res
+            per_epoch = (f", {res.seconds / params['epochs_run']:.2f} s per network epoch"
+                         if params.get("epochs_run") else "")
             say(f"{label}: test PR-AUC {_mean(scores['pr_auc']):.4f}, ROC-AUC {_mean(scores['roc_auc']):.4f}"
-                f" ({res.seconds:.1f} s)")
+                f" ({res.seconds:.1f} s{per_epoch})")
             bar.update(1)
     return Comparison(name, names, results)
 
@@ -408,7 +563,7 @@ def compare_pcba(data, *, amtl_components: int | None = 64, **kwargs) -> Compari
 
     if not isinstance(data, PCBAData):
         raise ValueError(f"data must be a PCBAData, got {type(data).__name__}")
-    methods = kwargs.get("methods", DEFAULT_METHODS)
+    methods = kwargs.get("methods") or PRESETS.get(kwargs.get("preset", "light"), PRESETS["light"])["methods"]
     amtl_data = None
     if any(m in methods for m in ("stl_logistic", "amtl")):
         transform = None if amtl_components is None else fingerprint_pca(data.X_train, amtl_components)
@@ -443,16 +598,29 @@ def compare_usps(dataset: MultiTaskDataset, **kwargs) -> Comparison:
 
 # --------------------------------------------------------------------------- reporting
 def format_comparison(comp: Comparison) -> str:
-    """A plain-text table: mean test PR-AUC / ROC-AUC (/ one-vs-all accuracy), negative transfer."""
+    """A plain-text table of mean test scores over tasks and negative transfer.
+
+    Columns: PR-AUC, ROC-AUC, the enrichment factor at the release's fractions
+    (:data:`amtl_cvx.baselines.network.EF_FRACTIONS`; ``EF1%`` is the top 1 % of the
+    rows), one-vs-all accuracy when known, tasks with negative transfer, wall time and
+    time per network epoch.
+    """
     has_acc = any("ova_accuracy" in r.extra for r in comp.results.values())
-    head = f"{'method':<28} {'PR-AUC':>7} {'ROC-AUC':>7}" + (f" {'OvA acc':>7}" if has_acc else "")
-    head += f" {'neg. transfer':>14} {'vs':<21} {'time':>7}"
+    efs = [f for f in EF_FRACTIONS if any(ef_key(f) in r.scores for r in comp.results.values())]
+    head = f"{'method':<34} {'PR-AUC':>7} {'ROC-AUC':>7}"
+    head += "".join(f" {'EF' + format(100 * f, 'g') + '%':>7}" for f in efs)
+    head += (f" {'OvA acc':>7}" if has_acc else "")
+    head += f" {'neg. transfer':>14} {'vs':<21} {'time':>7} {'s/epoch':>7}"
     lines = [f"{comp.name}: mean test scores over tasks; negative transfer = tasks whose "
              f"test {comp.metric} is below the single-task reference's", head, "-" * len(head)]
     for key, r in comp.results.items():
-        n_eval = int(np.sum(~np.isnan(r.scores["pr_auc"])))
-        label = r.label + (f" [{n_eval} tasks]" if key == "cosine" else "")
-        row = f"{label:<28} {_mean(r.scores['pr_auc']):7.4f} {_mean(r.scores['roc_auc']):7.4f}"
+        trained = r.params.get("focus", r.params.get("tasks"))
+        label = r.label + (f" [{len(trained)} tasks]" if trained is not None
+                           and len(trained) < len(r.scores["pr_auc"]) else "")
+        row = f"{label:<34} {_mean(r.scores['pr_auc']):7.4f} {_mean(r.scores['roc_auc']):7.4f}"
+        for f in efs:
+            v = r.scores.get(ef_key(f))
+            row += f" {_mean(v):7.2f}" if v is not None else f" {'-':>7}"
         if has_acc:
             acc = r.extra.get("ova_accuracy")
             row += f" {acc:7.4f}" if acc is not None else f" {'-':>7}"
@@ -462,6 +630,8 @@ def format_comparison(comp: Comparison) -> str:
         else:
             row += f" {'-':>14} {'':<21}"
         row += f" {r.seconds:6.1f}s"
+        ep = r.params.get("epochs_run")
+        row += f" {r.seconds / ep:7.2f}" if ep else f" {'-':>7}"
         lines.append(row)
     return "\n".join(lines)
 
@@ -531,10 +701,13 @@ def _default_usps() -> Path:
 def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``compare`` command to an ``argparse`` subparsers object; return its parser."""
     p = subparsers.add_parser(
-        "compare", help="AMTL vs multi-task networks (equal, LBTW, GradNorm, cosine) and single-task models",
+        "compare", help="AMTL vs multi-task networks (equal, LBTW, GradNorm, RMTL, fine-tuning) and single-task models",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=("pcba", "usps", "all"), default="all",
-                   help="generated PCBA-like data, the release's usps1.mat, or both (default)")
+    p.add_argument("--dataset", choices=("pcba", "usps", "all"), default=None,
+                   help="the release's usps1.mat (quick, the default), generated PCBA-like data (minutes), or both")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="light",
+                   help="network settings: 'light' (this package's quick setting, default) or 'release' "
+                        "(the LBTW release's: 2000-2000 units, batch norm, batch 1024, 100 epochs, ...)")
     p.add_argument("--pcba-dir", default=None,
                    help="read PCBA-layout fold files from this directory instead of generating them")
     p.add_argument("--workdir", default=None, help="where to write the generated fold files (default: a temp dir)")
@@ -543,16 +716,28 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, default=1024, help="fingerprint bits of the generated data")
     p.add_argument("--folds", type=int, default=5, help="folds of the generated data (train = all but the last 2)")
     p.add_argument("--usps", default=None, help="path of usps1.mat (default $AMTL_DATA_DIR or ../shared/data)")
-    p.add_argument("--methods", type=_methods, default=list(DEFAULT_METHODS),
-                   help=f"comma-separated subset of {','.join(METHODS)}")
-    p.add_argument("--hidden", type=ints, default=[256, 64], help="shared layer sizes (default 256,64)")
-    p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=60, help="maximum epochs (early stopping on validation PR-AUC)")
-    p.add_argument("--patience", type=int, default=5)
+    p.add_argument("--methods", type=_methods, default=None,
+                   help=f"comma-separated subset of {','.join(METHODS)} (default: the preset's; "
+                        f"'light' leaves out finetune)")
+    p.add_argument("--hidden", type=ints, default=None, help="shared layer sizes (default: the preset's)")
+    p.add_argument("--dropout", type=float, default=None, help="default: the preset's")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the preset's)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="maximum epochs, early stopping on validation PR-AUC (default: the preset's)")
+    p.add_argument("--patience", type=int, default=None, help="default: the preset's")
+    p.add_argument("--weight-decay", type=float, default=None, help="default: the preset's")
+    p.add_argument("--loss-normalization", choices=("labelled", "batch"), default=None,
+                   help="divide each task's batch loss by its labelled rows or by the batch size "
+                        "(the release's); default: the preset's")
     p.add_argument("--cosine-focus", type=int, default=8,
-                   help="PCBA: number of focused tasks of the cosine method (one network each; USPS: all)")
+                   help="PCBA: number of focused tasks of RMTL (cosine) and fine-tuning (one network, "
+                        "or pre-training and fine-tuning, each; USPS: all)")
+    p.add_argument("--cosine-bias", action="store_true",
+                   help="RMTL: compare head gradients with the bias (the release leaves it out)")
+    p.add_argument("--stl-tasks", choices=("all", "focus"), default=None,
+                   help="PCBA: single-task networks for all tasks or only the focused ones "
+                        "(default: all with the light preset, focus with the release preset)")
     p.add_argument("--amtl-components", type=int, default=64,
                    help="PCBA: principal components AMTL sees (0 = all bits; memory grows with T x rows x bits)")
     p.add_argument("--amtl-max-iter", type=int, default=3, help="AMTL alternations")
@@ -567,10 +752,19 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+_LONG_RUN_HINT = ("the PCBA-like comparison (20,000 molecules x 128 tasks) takes minutes: "
+                  "amtl-cvx compare --dataset pcba --progress (light preset); "
+                  "the release's network: amtl-cvx compare --dataset pcba --preset release --epochs 3 --progress "
+                  "(see docs/lbtw.md for times)")
+
+
 def run_compare_cli(args: argparse.Namespace) -> int:
     """Run ``amtl-cvx compare`` with parsed arguments; print the tables, save the plots."""
-    common = dict(methods=args.methods, hidden=args.hidden, dropout=args.dropout, learning_rate=args.lr,
-                  batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience,
+    dataset = args.dataset or "usps"
+    common = dict(methods=args.methods, preset=args.preset, hidden=args.hidden, dropout=args.dropout,
+                  learning_rate=args.lr, batch_size=args.batch_size, max_epochs=args.epochs,
+                  patience=args.patience, weight_decay=args.weight_decay,
+                  loss_normalization=args.loss_normalization, cosine_bias=args.cosine_bias,
                   amtl_max_iter=args.amtl_max_iter, ridge=args.ridge, random_state=args.seed,
                   progress=args.progress, log=lambda msg: print(f"  {msg}", flush=True))
     if args.lam:
@@ -578,10 +772,14 @@ def run_compare_cli(args: argparse.Namespace) -> int:
     if args.mu:
         common["mus"] = tuple(args.mu)
     comps = []
-    if args.dataset in ("pcba", "all") and not args.pcba_dir and args.amtl_components > args.bits:
+    if dataset in ("pcba", "all") and not args.pcba_dir and args.amtl_components > args.bits:
         raise ValueError(f"--amtl-components ({args.amtl_components}) must be at most --bits "
                          f"({args.bits}), or 0 for all bits")
-    if args.dataset in ("pcba", "all"):
+    if args.dataset is None:
+        print(f"running the quick comparison (USPS); {_LONG_RUN_HINT}")
+    print(f"network preset {args.preset!r}: " + ", ".join(
+        f"{k}={v}" for k, v in PRESETS[args.preset]["network"].items() if k != "dtype"))
+    if dataset in ("pcba", "all"):
         from amtl_cvx.pcba import load_pcba_folds, make_pcba_like, write_pcba_folds
 
         t0 = time.perf_counter()
@@ -607,11 +805,12 @@ def run_compare_cli(args: argparse.Namespace) -> int:
             if tmp is not None:
                 tmp.cleanup()
         print(f"train {data.X_train.shape[0]}, validation {data.X_val.shape[0]}, test {data.X_test.shape[0]} rows")
-        focus = list(np.linspace(0, data.n_tasks - 1, min(args.cosine_focus, data.n_tasks)).astype(int))
-        comp = compare_pcba(data, amtl_components=args.amtl_components or None,
-                            cosine_focus=sorted(set(focus)), **common)
+        focus = sorted(set(np.linspace(0, data.n_tasks - 1, min(args.cosine_focus, data.n_tasks)).astype(int).tolist()))
+        stl_mode = args.stl_tasks or ("focus" if args.preset == "release" else "all")
+        comp = compare_pcba(data, amtl_components=args.amtl_components or None, cosine_focus=focus,
+                            stl_tasks=focus if stl_mode == "focus" else None, **common)
         comps.append((comp, time.perf_counter() - t0))
-    if args.dataset in ("usps", "all"):
+    if dataset in ("usps", "all"):
         from amtl_cvx.loaders import load_release_mat
 
         path = Path(args.usps) if args.usps else _default_usps()
@@ -641,4 +840,6 @@ def run_compare_cli(args: argparse.Namespace) -> int:
             ax.figure.savefig(out, dpi=130)
             plt.close(ax.figure)
             print(f"saved the negative-transfer plot to {out}")
+    if args.dataset is None:
+        print(f"\nnext: {_LONG_RUN_HINT}")
     return 0

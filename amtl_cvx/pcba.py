@@ -11,6 +11,13 @@ per molecule:
 - optional identifier columns (``smiles``, ``mol_id``, ``molecule_id``, any case) are
   ignored.
 
+Every column needs a distinct, nonempty name (an unnamed pandas index column or a
+repeated task name is an error naming the file and the column); a UTF-8 byte-order mark
+is ignored. Rows with no label for any task are dropped, as the release does
+(``pcba_model.py``, ``PCBADataset``: ``dropna(subset=task_list, how='all')``). The
+release reads ``file_0.csv.gz`` ... ``file_4.csv.gz`` (``pcba_run.py``, ``load_data``:
+folds 0-2 train, 3 validation, 4 test); :func:`write_pcba_folds` names its files so.
+
 With k folds, the first k - 2 are the training split, fold k - 2 the validation split
 and fold k - 1 the test split. Files are taken in the order given, or for a directory
 in the natural order of their names (``fold_2`` before ``fold_10``).
@@ -64,6 +71,8 @@ class PCBAData:
     task_names : tuple of str
     files : tuple of pathlib.Path
         The fold files in the order used (train folds, validation, test).
+    dropped : tuple of int
+        Rows dropped from each file for having no label at all.
     """
 
     X_train: np.ndarray
@@ -74,6 +83,7 @@ class PCBAData:
     Y_test: np.ndarray
     task_names: tuple[str, ...]
     files: tuple[Path, ...] = field(default=())
+    dropped: tuple[int, ...] = field(default=())
 
     @property
     def n_tasks(self) -> int:
@@ -148,14 +158,30 @@ def _resolve_files(files: str | os.PathLike | Sequence[str | os.PathLike]) -> li
 def _open_text(path: Path) -> io.TextIOBase:
     with open(path, "rb") as fh:
         magic = fh.read(2)
+    # utf-8-sig strips a byte-order mark (written by some spreadsheet programs)
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, "r", encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, "r", encoding="utf-8-sig", newline="")
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    for j, h in enumerate(header):
+        if not h:
+            raise ValueError(
+                f"{path}, line 1: column {j + 1} has an empty name (an unnamed index column, as pandas "
+                f"writes with index=True?); every column needs a name"
+            )
+    seen: dict[str, int] = {}
+    for j, h in enumerate(header):
+        if h in seen:
+            raise ValueError(f"{path}, line 1: column name {h!r} appears twice (columns {seen[h] + 1} and {j + 1})")
+        seen[h] = j
 
 
 def _read_fold(
-    path: Path, n_bits: int | None, fp_col: str, task_columns: Sequence[str] | None, id_columns: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    path: Path, n_bits: int | None, fp_col: str, task_columns: Sequence[str] | None, id_columns: Sequence[str],
+    drop_unlabelled: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[str], int]:
     try:
         fh = _open_text(path)
         with fh:
@@ -165,6 +191,7 @@ def _read_fold(
             except StopIteration:
                 raise ValueError(f"{path}: the file is empty (no header line)") from None
             header = [h.strip() for h in header]
+            _check_header(path, header)
             if fp_col not in header:
                 raise ValueError(f"{path}, line 1: no {fp_col!r} column in the header")
             fp_idx = header.index(fp_col)
@@ -181,6 +208,7 @@ def _read_fold(
             t_idx = [header.index(c) for c in names]
             bits: list[np.ndarray] = []
             labels: list[list[float]] = []
+            dropped = 0
             for row in reader:
                 line = reader.line_num
                 if not row or (len(row) == 1 and not row[0].strip()):
@@ -206,13 +234,16 @@ def _read_fold(
                             f"{path}, line {line}: label {cell!r} in column {name!r}; expected 0, 1 or empty"
                         )
                     vals.append(_LABELS[cell])
+                if drop_unlabelled and all(v != v for v in vals):  # no label at all: NaN != NaN
+                    dropped += 1
+                    continue
                 bits.append(b)
                 labels.append(vals)
     except (OSError, EOFError, UnicodeDecodeError, csv.Error, gzip.BadGzipFile) as exc:
         raise ValueError(f"{path}: could not be read as a (gzip-compressed) CSV file: {exc}") from exc
     if not bits:
-        raise ValueError(f"{path}: no data row")
-    return np.vstack(bits).astype(np.uint8), np.array(labels, dtype=np.float64), names
+        raise ValueError(f"{path}: no data row" + (f" with a label ({dropped} rows without any)" if dropped else ""))
+    return np.vstack(bits).astype(np.uint8), np.array(labels, dtype=np.float64), names, dropped
 
 
 def load_pcba_folds(
@@ -222,6 +253,7 @@ def load_pcba_folds(
     fingerprint_column: str = FINGERPRINT_COLUMN,
     task_columns: Sequence[str] | None = None,
     id_columns: Sequence[str] = ID_COLUMNS,
+    drop_unlabelled: bool = True,
 ) -> PCBAData:
     """Load k fold files in the LBTW release's PCBA layout (see the module docstring).
 
@@ -238,6 +270,10 @@ def load_pcba_folds(
         and the identifier columns.
     id_columns : sequence of str
         Columns to ignore (compared case-insensitively).
+    drop_unlabelled : bool, default=True
+        Drop rows with no label for any of the task columns read, as the release does
+        (``pcba_model.py``: ``dropna(subset=task_list, how='all')``); their number per
+        file is in :attr:`PCBAData.dropped`.
 
     Returns
     -------
@@ -247,8 +283,8 @@ def load_pcba_folds(
     Raises
     ------
     ValueError
-        Naming the file (and line) on an unreadable file, a missing column, a row with a
-        wrong number of fields, a fingerprint of the wrong length or with a character other
+        Naming the file (and line) on an unreadable file, a missing column, an empty or
+        duplicated column name, a row with a wrong number of fields, a fingerprint of the wrong length or with a character other
         than 0/1, a label other than 0/1/empty, or folds with different task columns.
     """
     paths = _resolve_files(files)
@@ -256,8 +292,10 @@ def load_pcba_folds(
         raise ValueError(f"n_bits must be a positive integer or None, got {n_bits!r}")
     folds = []
     names0 = None
+    dropped = []
     for p in paths:
-        X, Y, names = _read_fold(p, n_bits, fingerprint_column, task_columns, id_columns)
+        X, Y, names, nd = _read_fold(p, n_bits, fingerprint_column, task_columns, id_columns, bool(drop_unlabelled))
+        dropped.append(nd)
         if n_bits is None:
             n_bits = X.shape[1]
         if names0 is None:
@@ -269,7 +307,7 @@ def load_pcba_folds(
     return PCBAData(
         np.vstack([f[0] for f in train]), np.vstack([f[1] for f in train]),
         folds[-2][0], folds[-2][1], folds[-1][0], folds[-1][1],
-        tuple(names0), tuple(paths),
+        tuple(names0), tuple(paths), tuple(dropped),
     )
 
 
@@ -379,7 +417,7 @@ def write_pcba_folds(
     n_folds: int = 5,
     task_names: Sequence[str] | None = None,
     compress: bool = True,
-    prefix: str = "fold",
+    prefix: str = "file",
 ) -> list[Path]:
     """Write ``(X, Y)`` as ``n_folds`` files in the PCBA layout (rows split in order).
 
@@ -396,8 +434,9 @@ def write_pcba_folds(
         Default ``"PCBA-0"``, ``"PCBA-1"``, ...
     compress : bool, default=True
         gzip the files (``.csv.gz``).
-    prefix : str, default="fold"
-        Files are ``<prefix>_<k>.csv[.gz]``.
+    prefix : str, default="file"
+        Files are ``<prefix>_<k>.csv[.gz]``: ``file_0.csv.gz`` ... as the release reads
+        them (``pcba_run.py``, ``load_data``: ``'file_{}.csv.gz'.format(i)``).
 
     Returns
     -------
@@ -418,6 +457,10 @@ def write_pcba_folds(
     names = [f"PCBA-{t}" for t in range(T)] if task_names is None else [str(s) for s in task_names]
     if len(names) != T:
         raise ValueError(f"task_names has {len(names)} names for {T} tasks")
+    if any(not n.strip() or n.strip() != n or "," in n or '"' in n for n in names):
+        raise ValueError("task_names must be nonempty, without surrounding spaces, commas or quotes")
+    if len(set(names) | {FINGERPRINT_COLUMN}) != T + 1:
+        raise ValueError(f"task_names must be distinct and differ from {FINGERPRINT_COLUMN!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     bits = X.astype(np.uint8) + 48

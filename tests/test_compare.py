@@ -12,10 +12,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from amtl_cvx.baselines.network import EF_FRACTIONS, MultiTaskNetwork, ef_key  # noqa: E402
 from amtl_cvx.compare import (  # noqa: E402
+    DEFAULT_METHODS,
+    PRESETS,
     Comparison,
     MethodResult,
     add_compare_parser,
+    fine_tune,
     compare_pcba,
     compare_usps,
     format_comparison,
@@ -70,9 +74,12 @@ def test_compare_pcba_end_to_end(tmp_path):
     write_pcba_folds(tmp_path, X, Y, n_folds=5)
     data = load_pcba_folds(tmp_path, n_bits=64)
     comp = compare_pcba(data, amtl_components=16, cosine_focus=[0, 5], **TINY)
-    assert list(comp.results) == ["stl_net", "equal", "lbtw0.1", "lbtw0.5", "gradnorm", "cosine",
-                                  "stl_logistic", "amtl"]
+    assert list(comp.results) == ["stl_net", "equal", "lbtw0.1", "lbtw0.5", "gradnorm0.1", "gradnorm0.5",
+                                  "cosine", "stl_logistic", "amtl"]
+    assert "finetune" not in DEFAULT_METHODS and "finetune" in PRESETS["release"]["methods"]
     for key, r in comp.results.items():
+        for f in EF_FRACTIONS:  # enrichment factors next to PR-AUC and ROC-AUC
+            assert r.scores[ef_key(f)].shape == (8,)
         if key == "cosine":
             assert np.flatnonzero(~np.isnan(r.scores["pr_auc"])).tolist() == [0, 5]
         else:
@@ -118,7 +125,7 @@ def test_cli_compare_on_generated_data(tmp_path, capsys):
         assert label in out
     assert "neg. transfer" in out
     assert (tmp_path / "fig_pcba.png").stat().st_size > 1000
-    assert len(list((tmp_path / "folds").glob("fold_*.csv.gz"))) == 5
+    assert len(list((tmp_path / "folds").glob("file_*.csv.gz"))) == 5
 
 
 def test_compare_usps_small(usps_path):
@@ -134,3 +141,62 @@ def test_compare_usps_small(usps_path):
     assert comp.results["stl_logistic"].extra["ova_accuracy"] > 0.7
     assert comp.results["amtl"].extra["ova_accuracy"] > 0.7
     assert comp.results["amtl"].scores["pr_auc"].mean() > 0.7
+
+
+def _tiny_split(seed=2, n=900, T=5, d=32):
+    X, Y, _ = make_pcba_like(n, T, d, n_groups=1, group_size=3, positive_rate=(0.1, 0.2), random_state=seed)
+    Xs = {"train": X[:500], "val": X[500:700], "test": X[700:]}
+    Ys = {"train": Y[:500], "val": Y[500:700], "test": Y[700:]}
+    return Xs, Ys
+
+
+def test_fine_tuning_starts_from_the_pre_trained_shared_layers():
+    X, Y = _tiny_split()
+    net_params = dict(hidden=(12, 6), batch_norm=True, max_epochs=3, patience=3, batch_size=64)
+    # a learning rate of 1e-12 keeps every parameter where it started (to ~1e-11)
+    pre, net = fine_tune(X, Y, 2, random_state=0, **{**net_params, "learning_rate": 1e-12})
+    assert pre.n_tasks_ == 4 and net.n_tasks_ == 1  # pre-trained on the others, then the focus
+    for a, b in zip(net.shared_params(), pre.shared_params()):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+    # ... and the pre-training really trained: its shared layers moved from a fresh start
+    pre2, net2 = fine_tune(X, Y, 2, random_state=0, **net_params)
+    fresh = MultiTaskNetwork(random_state=0, **net_params).initialize(32, 4)
+    assert not np.allclose(pre2.shared_params()[0], fresh.shared_params()[0])
+    # the fine-tuned network is trained on the focused task's labelled rows only
+    rows = np.flatnonzero(~np.isnan(Y["train"][:, 2]))
+    assert net2.predict(X["test"]).shape == (X["test"].shape[0], 1)
+    assert 0 < rows.size < 500
+    with pytest.raises(ValueError, match="focus"):
+        fine_tune(X, Y, 5, **net_params)
+
+
+def test_release_preset_runs_every_release_method(tmp_path):
+    X, Y = _tiny_split(3)
+    from amtl_cvx.compare import compare
+
+    comp = compare(X, Y, None, preset="release", methods=[m for m in PRESETS["release"]["methods"]
+                                                          if m not in ("stl_logistic", "amtl")],
+                   hidden=(16, 16), batch_size=128, max_epochs=2, cosine_focus=[0, 3], stl_tasks=[0, 3])
+    assert list(comp.results) == ["stl_net", "equal", "lbtw0.1", "lbtw0.5", "gradnorm0.1", "gradnorm0.5",
+                                  "cosine", "finetune"]
+    for key, r in comp.results.items():
+        assert np.flatnonzero(~np.isnan(r.scores["pr_auc"])).tolist() == ([0, 3] if key in (
+            "stl_net", "cosine", "finetune") else [0, 1, 2, 3, 4])
+        assert r.params["epochs_run"] >= 1
+        if r.reference:
+            assert comp.negative_transfer(key)["n_compared"] == 2  # only where a reference exists
+    assert comp.results["finetune"].params["epochs_run"] == 2 * (2 + 2)  # pre-train + fine-tune, 2 tasks
+    text = format_comparison(comp)
+    assert "EF1%" in text and "s/epoch" in text and "fine-tuning" in text
+    with pytest.raises(ValueError, match="preset"):
+        compare(X, Y, None, preset="heavy", methods=["equal"])
+
+
+def test_cli_without_arguments_runs_the_quick_data_set_only(usps_path, capsys):
+    argv = ["compare", "--usps", str(usps_path), "--epochs", "1", "--hidden", "8", "--amtl-max-iter", "1",
+            "--lam", "0.01", "--mu", "0.1", "--methods", "equal,amtl", "--plot", "none"]
+    assert _run_cli(argv) == 0
+    out = capsys.readouterr().out
+    assert "running the quick comparison (USPS)" in out
+    assert "amtl-cvx compare --dataset pcba" in out and "--preset release" in out
+    assert "generated PCBA-like data" not in out and "usps1" in out

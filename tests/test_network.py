@@ -9,7 +9,10 @@ import scipy.sparse as sp
 from amtl_cvx.baselines.network import (
     MultiTaskNetwork,
     SingleTaskNetworks,
+    EF_FRACTIONS,
     average_precision,
+    ef_key,
+    enrichment_factor,
     roc_auc,
     task_scores,
 )
@@ -168,18 +171,193 @@ def test_single_task_networks_use_own_rows():
         SingleTaskNetworks(weighting="lbtw")
 
 
-def test_metrics_match_scikit_learn():
+def _release_masked(y_true, y_pred, weight, metric):
+    """The release's per-task metric (evaluation.py): rows with sample_weight == 1, then sklearn."""
+    keep = np.argwhere(weight == 1)[:, 0]
+    return metric(y_true[keep], y_pred[keep])
+
+
+def _release_ef(labels, scores, fraction, weight):
+    """evaluation.py, enrichment_factor_single, for distinct scores."""
+    keep = np.argwhere(weight == 1)[:, 0]
+    labels, scores = labels[keep], scores[keep]
+    size = int(labels.shape[0] * fraction)
+    idx = np.argsort(scores, axis=0)[::-1][:size]
+    n_act = np.nansum(labels)
+    return float(np.nansum(labels[idx])) / n_act / fraction
+
+
+def test_metrics_equal_the_release_definitions_on_masked_labels():
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     rng = np.random.default_rng(5)
-    for _ in range(20):
-        y = (rng.random(60) < 0.2).astype(float)
-        y[0], y[1] = 1, 0
-        s = np.round(rng.random(60), 1)  # many ties
-        assert average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
-        assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    n, T = 400, 6
+    Y = (rng.random((n, T)) < 0.15).astype(float)
+    P = rng.random((n, T))  # distinct scores
+    Y[rng.random((n, T)) < 0.4] = np.nan
+    # the release: missing labels filled with 0 and masked out by a 0/1 weight
+    weight = (~np.isnan(Y)).astype(float)
+    Y0 = np.nan_to_num(Y)
+    s = task_scores(Y, P, ["binary"] * T)
+    for t in range(T):
+        assert s["pr_auc"][t] == pytest.approx(
+            _release_masked(Y0[:, t], P[:, t], weight[:, t], average_precision_score), abs=1e-12)
+        assert s["roc_auc"][t] == pytest.approx(
+            _release_masked(Y0[:, t], P[:, t], weight[:, t], roc_auc_score), abs=1e-12)
+        for f in EF_FRACTIONS:
+            assert s[ef_key(f)][t] == pytest.approx(_release_ef(Y0[:, t], P[:, t], f, weight[:, t]), abs=1e-12)
+    assert s["n"].tolist() == weight.sum(axis=0).astype(int).tolist()
+
+
+def test_metrics_by_hand():
+    y = np.array([1, 0, 1, 0, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
+    # thresholds 0.9 (P 1, R 1/2), 0.8 (P 1/2, R 1/2), 0.7 (P 2/3, R 1): AP = 1/2 + 1/2 * 2/3
+    assert average_precision(y, s) == pytest.approx(0.5 + 1 / 3)
+    # pairs (pos, neg) ranked right: 0.9 beats all 3, 0.7 beats 2 of 3 -> 5/6
+    assert roc_auc(y, s) == pytest.approx(5 / 6)
     assert np.isnan(average_precision(np.zeros(5), np.arange(5)))
     assert np.isnan(roc_auc(np.ones(5), np.arange(5)))
+
+
+def test_enrichment_factor_by_hand():
+    # 200 rows, 4 positives; scores rank rows 0..199 from highest to lowest
+    y = np.zeros(200)
+    y[[0, 2, 5, 150]] = 1
+    s = np.linspace(1.0, 0.0, 200)
+    # top 2 % = int(4.0) = 4 rows (0..3): 2 positives -> 2 / 4 / 0.02 = 25
+    assert enrichment_factor(y, s, 0.02) == pytest.approx(25.0)
+    # top 1 % = 2 rows (0, 1): 1 positive -> 1 / 4 / 0.01 = 25
+    assert enrichment_factor(y, s, 0.01) == pytest.approx(25.0)
+    # top 0.15 % = int(0.3) = 0 rows -> 0 (as the release)
+    assert enrichment_factor(y, s, 0.0015) == 0.0
+    # top 5 % = 10 rows: 3 positives -> 3 / 4 / 0.05 = 15
+    assert enrichment_factor(y, s, 0.05) == pytest.approx(15.0)
+    assert np.isnan(enrichment_factor(np.zeros(10), np.arange(10.0), 0.5))
+    with pytest.raises(ValueError, match="fraction"):
+        enrichment_factor(y, s, 0.0)
+    with pytest.raises(ValueError, match="fraction"):
+        enrichment_factor(y, s, 1.5)
+
+
+def _release_net(**kw):
+    params = dict(activation=("relu", "sigmoid"), batch_norm=True, bn_momentum=0.9, bn_eps=2e-5,
+                  task_types=["binary"] * 3 + ["regression"], init="release", weight_decay=0.05,
+                  decay_all=True, loss_normalization="batch", random_state=1)
+    params.update(kw)
+    return MultiTaskNetwork((5, 4), **params)
+
+
+@pytest.mark.parametrize("batch_stats", [True, False])
+@pytest.mark.parametrize("normalization", ["batch", "labelled"])
+def test_batch_norm_gradient_matches_finite_differences(batch_stats, normalization):
+    X, Y = _problem()
+    net = _release_net(loss_normalization=normalization).initialize(X.shape[1], Y.shape[1])
+    rng = np.random.default_rng(3)
+    net.set_params([p + 0.1 * rng.standard_normal(p.shape) for p in net.get_params()])
+    net.bn_mean_ = rng.standard_normal(4) * 0.1 + 0.5
+    net.bn_var_ = rng.random(4) + 0.1
+    running = (net.bn_mean_.copy(), net.bn_var_.copy())
+    w = np.array([0.3, 1.2, 0.0, 2.0])
+    analytic = net.gradient(X, Y, w, batch_stats=batch_stats)
+    numeric = []
+    for p in net.get_params():
+        g = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + 1e-6
+            fp = net.objective(X, Y, w, batch_stats=batch_stats)
+            p[idx] = old - 1e-6
+            fm = net.objective(X, Y, w, batch_stats=batch_stats)
+            p[idx] = old
+            g[idx] = (fp - fm) / 2e-6
+        numeric.append(g)
+    assert len(analytic) == 2 * 2 + 2 + 2  # W1 b1 W2 b2 gamma beta V c
+    for a, b in zip(analytic, numeric):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+    # objective and gradient never update the running statistics
+    np.testing.assert_array_equal(net.bn_mean_, running[0])
+    np.testing.assert_array_equal(net.bn_var_, running[1])
+
+
+def test_batch_norm_modes_and_running_statistics():
+    X, Y = _problem(4, n=30)
+    # default init: with the release's (weights N(0, 0.02)) the units barely vary
+    net = _release_net(init="default", bn_eps=1e-12).initialize(X.shape[1], Y.shape[1])
+    Z, A, cache = net._forward(X, train=False, batch_stats=True)
+    H = cache.bn[0]  # xhat of the batch: zero mean, unit (biased) variance per unit
+    np.testing.assert_allclose(H.mean(axis=0), 0.0, atol=1e-10)
+    np.testing.assert_allclose(H.var(axis=0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(A, H * net.bn_gamma_ + net.bn_beta_)
+    np.testing.assert_array_equal(net.bn_mean_, 0.0)  # not updated without train
+    # a training pass updates the running estimates, PyTorch convention, unbiased variance
+    net2 = _release_net(init="default").initialize(X.shape[1], Y.shape[1])
+    _, _, cache = net2._forward(X, train=True)
+    A_last = cache.layers  # inputs of each layer; the BN input is the last layer's output
+    S = np.asarray(A_last[-1][0] @ net2.layers_[-1][0] + net2.layers_[-1][1])
+    H = 1.0 / (1.0 + np.exp(-S))
+    np.testing.assert_allclose(net2.bn_mean_, 0.9 * H.mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(net2.bn_var_, 0.1 + 0.9 * H.var(axis=0, ddof=1), rtol=1e-10)
+    # prediction uses the running estimates
+    Z_eval = net2.decision_function(X)
+    xhat = (H - net2.bn_mean_) / np.sqrt(net2.bn_var_ + 2e-5)
+    np.testing.assert_allclose(Z_eval, (xhat * net2.bn_gamma_ + net2.bn_beta_) @ net2.head_W_ + net2.head_b_,
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_release_initialisation():
+    net = _release_net().initialize(300, 4)
+    W1 = net.layers_[0][0]
+    assert abs(W1.std() - 0.02) < 0.002 and np.abs(W1).max() <= 2
+    assert np.all(net.layers_[0][1] == 1.0) and np.all(net.head_b_ == 1.0)
+    assert abs(net.bn_gamma_.mean() - 1.0) < 0.02 and np.all(net.bn_beta_ == 0.0)
+
+
+def test_dropout_before_the_activation_as_in_the_release():
+    X = np.random.default_rng(0).standard_normal((50, 6))
+    for position in ("before", "after"):
+        net = MultiTaskNetwork((40,), activation="sigmoid", dropout=0.5, dropout_position=position,
+                               random_state=0).initialize(6, 1)
+        _, A, _ = net._forward(X, train=True)
+        S = X @ net.layers_[0][0] + net.layers_[0][1]
+        full = 1.0 / (1.0 + np.exp(-2.0 * S))  # kept units are scaled by 1 / (1 - 0.5) = 2
+        if position == "before":  # dropped pre-activations are 0, the unit outputs sigmoid(0)
+            assert np.all(np.isclose(A, 0.5) | np.isclose(A, full))
+            assert np.isclose(A, 0.5).mean() > 0.3
+        else:  # dropped outputs are 0, kept ones are doubled
+            kept = ~np.isclose(A, 0.0)
+            np.testing.assert_allclose(A[kept], 2.0 / (1.0 + np.exp(-S[kept])))
+
+
+def test_loss_normalization_by_hand():
+    X, Y = _problem(6, n=10, T=3)
+    Y[:, -1] = np.where(np.arange(10) < 4, 1.0, np.nan)  # third task: labels on 4 of 10 rows
+    Y[:, :2] = np.nan_to_num(Y[:, :2])
+    for norm, denom in (("labelled", np.array([10, 10, 4])), ("batch", np.array([10, 10, 10]))):
+        net = MultiTaskNetwork((4,), task_types="binary", loss_normalization=norm,
+                               random_state=0).initialize(X.shape[1], 3)
+        p = net.predict(X)
+        m = ~np.isnan(Y)
+        bce = -(np.nan_to_num(Y) * np.log(p) + (1 - np.nan_to_num(Y)) * np.log(1 - p))
+        expected = np.where(m, bce, 0.0).sum(axis=0) / denom
+        np.testing.assert_allclose(net.batch_statistics(X, Y).losses, expected, rtol=1e-10)
+
+
+def test_fit_from_shared_parameters_and_restore_running_statistics():
+    X, Y = _problem(7, n=60)
+    Y = Y[:, :3]
+    pre = _release_net(task_types="binary", max_epochs=2, batch_size=16).fit(X, Y, X, Y)
+    shared = pre.shared_params()
+    assert len(shared) == 6  # W1 b1 W2 b2 gamma beta: no heads, no running statistics
+    net = _release_net(task_types="binary", max_epochs=1, learning_rate=1e-12, batch_size=16,
+                       random_state=9)
+    net.fit(X, Y[:, 0], X, Y[:, 0], init_shared=shared)
+    for a, b in zip(net.shared_params(), shared):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+    fresh = _release_net(task_types="binary", random_state=9).initialize(X.shape[1], 1)
+    np.testing.assert_allclose(net.head_W_, fresh.head_W_, atol=1e-9)  # the head starts fresh
+    with pytest.raises(ValueError, match="shared params"):
+        net.set_shared_params(shared[:-1])
 
 
 @pytest.mark.parametrize(
@@ -187,7 +365,10 @@ def test_metrics_match_scikit_learn():
     [({"hidden": ()}, "hidden"), ({"dropout": 1.0}, "dropout"), ({"activation": "elu"}, "activation"),
      ({"task_types": "count"}, "task_types"), ({"learning_rate": 0}, "learning_rate"),
      ({"batch_size": 0}, "batch_size"), ({"weighting": "uncertainty"}, "weighting"),
-     ({"dtype": np.int32}, "dtype")],
+     ({"dtype": np.int32}, "dtype"), ({"activation": ("relu",)}, "activation"),
+     ({"dropout_position": "middle"}, "dropout_position"), ({"bn_momentum": 2.0}, "bn_momentum"),
+     ({"bn_eps": 0.0}, "bn_eps"), ({"loss_normalization": "mean"}, "loss_normalization"),
+     ({"init": "xavier"}, "init")],
 )
 def test_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -258,3 +439,17 @@ def test_shuffled_labels_score_at_chance(pcba_like):
     net = MultiTaskNetwork(**NET).fit(Xtr, Ytr[rng.permutation(len(Ytr))])
     s = net.evaluate(Xte, Yte)
     assert abs(s["roc_auc"].mean() - 0.5) < 0.1, s["roc_auc"]
+
+
+@pytest.mark.parametrize("batch_stats", [True, False])
+def test_batch_norm_shared_grad_norms_are_those_of_scale_and_shift(batch_stats):
+    # GradNorm's norms with batch normalisation: the gradient of L_t w.r.t. (gamma, beta)
+    X, Y = _problem(8)
+    T = Y.shape[1]
+    net = _release_net(init="default", weight_decay=0.0).initialize(X.shape[1], T)
+    st = net.batch_statistics(X, Y, batch_stats=batch_stats)
+    for t in range(T):
+        g = net.gradient(X, Y, np.eye(T)[t], batch_stats=batch_stats)
+        expected = np.sqrt(np.sum(g[4] ** 2) + np.sum(g[5] ** 2))  # W1 b1 W2 b2 gamma beta V c
+        assert st.shared_grad_norms[t] == pytest.approx(expected, rel=1e-10)
+        np.testing.assert_allclose(st.head_grads[t], np.r_[g[-2][:, t], g[-1][t]], atol=1e-14)

@@ -45,10 +45,11 @@ def test_related_tasks_are_correlated():
 def test_write_then_load_round_trip(small, tmp_path, compress):
     X, Y, _ = small
     files = write_pcba_folds(tmp_path, X, Y, n_folds=5, compress=compress)
-    assert [f.name for f in files] == [f"fold_{k}.csv{'.gz' if compress else ''}" for k in range(5)]
+    # the release's names: pcba_run.py, load_data, 'file_{}.csv.gz'.format(i)
+    assert [f.name for f in files] == [f"file_{k}.csv{'.gz' if compress else ''}" for k in range(5)]
     if compress:
         assert files[0].read_bytes()[:2] == b"\x1f\x8b"
-    data = load_pcba_folds(tmp_path, n_bits=64)
+    data = load_pcba_folds(tmp_path, n_bits=64, drop_unlabelled=False)
     np.testing.assert_array_equal(data.X_train, X[:360])
     np.testing.assert_array_equal(data.X_val, X[360:480])
     np.testing.assert_array_equal(data.X_test, X[480:])
@@ -57,7 +58,7 @@ def test_write_then_load_round_trip(small, tmp_path, compress):
     assert data.task_names == tuple(f"PCBA-{t}" for t in range(12))
     assert data.n_tasks == 12
     # the same files given explicitly, in order
-    again = load_pcba_folds(files, n_bits=None)
+    again = load_pcba_folds(files, n_bits=None, drop_unlabelled=False)
     np.testing.assert_array_equal(again.Y_val, data.Y_val)
 
 
@@ -67,7 +68,7 @@ def test_directory_uses_natural_order(tmp_path):
     X[np.arange(12), np.arange(12) % 8] = 1
     write_pcba_folds(tmp_path, X, Y, n_folds=12, compress=False)
     data = load_pcba_folds(tmp_path, n_bits=8)
-    np.testing.assert_array_equal(data.X_test, X[11:])  # fold_11 last, not fold_2
+    np.testing.assert_array_equal(data.X_test, X[11:])  # file_11 last, not file_2
     np.testing.assert_array_equal(data.X_val, X[10:11])
 
 
@@ -188,3 +189,60 @@ def test_models_trained_on_loaded_folds_score_above_chance(tmp_path):
     shuffled = np.array([roc_auc(rng.permutation(y) > 0, Xt @ W[:, t])
                          for t, (Xt, y) in enumerate(zip(ds.test.Xs, ds.test.ys))])
     assert abs(shuffled.mean() - 0.5) < 0.1, shuffled
+
+
+def test_rows_without_any_label_are_dropped_as_in_the_release(tmp_path):
+    lines = ["Fingerprints,t1,t2", "0101,1,", "0011,,", "1100,0,1", "1111,,"]
+    files = [_write(tmp_path / f"file_{k}.csv", lines) for k in range(3)]
+    data = load_pcba_folds(files, n_bits=4)
+    np.testing.assert_array_equal(data.X_test, [[0, 1, 0, 1], [1, 1, 0, 0]])
+    np.testing.assert_array_equal(data.Y_test, [[1.0, np.nan], [0.0, 1.0]])
+    assert data.dropped == (2, 2, 2)
+    kept = load_pcba_folds(files, n_bits=4, drop_unlabelled=False)
+    assert kept.Y_test.shape == (4, 2) and kept.dropped == (0, 0, 0)
+    # relative to the task columns read: a row labelled only for t2 has no label for t1
+    only = load_pcba_folds(files, n_bits=4, task_columns=["t1"])
+    assert only.Y_test[:, 0].tolist() == [1.0, 0.0]
+    # a file whose rows all lack labels says so
+    bare = _write(tmp_path / "bare.csv", ["Fingerprints,t1,t2", "0101,,"])
+    with pytest.raises(ValueError, match=r"bare\.csv: no data row with a label \(1 rows without any\)"):
+        load_pcba_folds([files[0], files[1], bare], n_bits=4)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_byte_order_mark_is_ignored(tmp_path, gz):
+    name = "b.csv.gz" if gz else "b.csv"
+    path = tmp_path / name
+    text = "\ufeffFingerprints,t1,t2\n0101,1,\n1100,0,1\n"
+    if gz:
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    good = [_good(tmp_path / "a.csv"), _good(tmp_path / "c.csv")]
+    data = load_pcba_folds([good[0], path, good[1]], n_bits=4)
+    assert data.task_names == ("t1", "t2")
+    np.testing.assert_array_equal(data.Y_val, [[1.0, np.nan], [0.0, 1.0]])
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [(",Fingerprints,t1,t2", r"b\.csv, line 1: column 1 has an empty name \(an unnamed index column"),
+     ("Fingerprints,t1,,t2", r"b\.csv, line 1: column 3 has an empty name"),
+     ("Fingerprints,t1,t2,t1", r"b\.csv, line 1: column name 't1' appears twice \(columns 2 and 4\)")],
+)
+def test_empty_or_duplicate_column_names_name_file_and_column(tmp_path, header, message):
+    n = header.count(",") + 1
+    row = ",".join(["0", "0101", "1", "0"][:n]) if header.startswith(",") else ",".join(["0101", "1", "0", "1"][:n])
+    bad = _write(tmp_path / "b.csv", [header, row])
+    good = [_good(tmp_path / "a.csv"), _good(tmp_path / "c.csv")]
+    with pytest.raises(ValueError, match=message):
+        load_pcba_folds([good[0], bad, good[1]], n_bits=4)
+
+
+def test_writer_rejects_names_the_loader_would_reject(tmp_path):
+    X = np.zeros((6, 4), dtype=np.uint8)
+    Y = np.ones((6, 2))
+    for names in (["a", "a"], ["a", ""], ["a", "Fingerprints"], ["a", "b,c"]):
+        with pytest.raises(ValueError, match="task_names"):
+            write_pcba_folds(tmp_path, X, Y, n_folds=3, task_names=names)

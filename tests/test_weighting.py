@@ -148,12 +148,21 @@ def test_gradnorm_raises_the_weight_of_the_slower_task():
 
 
 def test_cosine_hand_computed():
+    # rows: task t's head gradient, weights (2 numbers) then bias (last column)
+    G = np.array([[1.0, 0.0, 5.0], [1.0, 1.0, -3.0], [-1.0, 0.0, 2.0], [0.0, 0.0, 0.0]])
+    # the release's choice (default): the bias is left out, cos over the weights only
     c = CosineWeighting(focus=0)
     c.reset(4)
-    G = np.array([[1.0, 0.0], [1.0, 1.0], [-1.0, 0.0], [0.0, 0.0]])
     np.testing.assert_allclose(c.weights(_stats(np.ones(4), head_grads=G)), [1.0, np.sqrt(0.5), 0.0, 0.0])
+    # with the bias: cos((1,0,5), (1,1,-3)) < 0 -> 0; cos((1,0,5), (-1,0,2)) = 9 / (sqrt(26) sqrt(5))
+    cb = CosineWeighting(focus=0, include_bias=True)
+    cb.reset(4)
+    np.testing.assert_allclose(cb.weights(_stats(np.ones(4), head_grads=G)),
+                               [1.0, 0.0, 9.0 / np.sqrt(26.0 * 5.0), 0.0])
     G[0] = 0.0  # focused task unlabelled in the batch
     np.testing.assert_allclose(c.weights(_stats(np.ones(4), head_grads=G)), [1.0, 0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="include_bias"):
+        CosineWeighting(include_bias="yes")
     with pytest.raises(ValueError, match="focus"):
         CosineWeighting(focus=5).reset(4)
     with pytest.raises(ValueError, match="focus"):
@@ -209,3 +218,64 @@ def test_strategies_train_in_the_network(name, params):
         np.testing.assert_allclose(W.sum(axis=1), 3.0)
     else:
         np.testing.assert_allclose(W[:, 1], 1.0)
+
+
+def _release_task_losses(p, y, mask, normalization):
+    """pcba_model.py, multi_task_cost(reduce=False): F.binary_cross_entropy(p, y, weight=mask),
+    mean over the N rows of the batch ('batch'); 'labelled' divides by the labelled rows."""
+    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p)) * mask
+    denom = mask.shape[0] if normalization == "batch" else mask.sum(axis=0)
+    return bce.sum(axis=0) / denom
+
+
+@pytest.mark.parametrize("normalization", ["batch", "labelled"])
+@pytest.mark.parametrize("alpha", [0.1, 0.5])
+def test_lbtw_weights_follow_the_release_formula_in_the_network(normalization, alpha):
+    rng = np.random.default_rng(11)
+    n, d, T = 32, 5, 4
+    net = MultiTaskNetwork((6,), loss_normalization=normalization, random_state=2).initialize(d, T)
+    lb = LBTWWeighting(alpha=alpha)
+    lb.reset(T)
+    lb.start_epoch(0)
+    fractions = [0.9, 0.5, 0.2, 0.05]  # label fraction of each task (every task labelled in both batches)
+    refs, out = None, []
+    for step in range(2):
+        X = rng.standard_normal((n, d))
+        Y = (rng.random((n, T)) < 0.3).astype(float)
+        mask = np.zeros((n, T))
+        for t, f in enumerate(fractions):
+            mask[rng.permutation(n)[: max(2, int(f * n))], t] = 1.0
+        Y[mask == 0] = np.nan
+        p = net.predict(X)
+        losses = _release_task_losses(p, np.nan_to_num(Y), mask, normalization)
+        stats = net.batch_statistics(X, Y)
+        np.testing.assert_allclose(stats.losses, losses, rtol=1e-10)
+        w = lb.weights(BatchStats(stats.losses, stats.counts, 0, step))
+        # pcba_run.py, train_and_test_LBTW: the first batch of the epoch is the reference,
+        # class_weights = (loss / initial) ** alpha, normalised to sum to T
+        if step == 0:
+            refs = losses
+        expected = (losses / refs) ** alpha
+        expected = expected / expected.sum() * T
+        np.testing.assert_allclose(w, expected, rtol=1e-10)
+        out.append(w)
+    np.testing.assert_allclose(out[0], np.ones(T))
+    assert not np.allclose(out[1], 1.0)
+
+
+def test_loss_normalizations_weigh_tasks_differently():
+    # the same batch: under 'batch' a task's loss scales with its label fraction, so the
+    # LBTW ratios (and weights) of a second batch with other label fractions differ
+    l1 = np.array([0.6, 0.6])
+    labelled_2 = np.array([0.3, 0.3])
+    batch_1, batch_2 = l1 * np.array([0.9, 0.1]), labelled_2 * np.array([0.9, 0.3])
+    for ref, cur, expected in ((l1, labelled_2, [1.0, 1.0]), (batch_1, batch_2, None)):
+        lb = LBTWWeighting(alpha=0.5)
+        lb.reset(2)
+        lb.weights(_stats(ref))
+        w = lb.weights(_stats(cur))
+        if expected is not None:
+            np.testing.assert_allclose(w, expected)
+        else:
+            r = np.sqrt(np.array([0.5, 1.5]))  # ratios (0.27/0.54, 0.09/0.06)
+            np.testing.assert_allclose(w, r / r.sum() * 2)

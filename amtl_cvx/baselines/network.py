@@ -7,20 +7,31 @@ mini-batches, with per-task weights from a strategy of
 
 Model
 -----
-``A_0 = X``; for every shared layer ``l``: ``A_l = drop(act(A_{l-1} W_l + b_l))``
-(inverted dropout with rate ``dropout`` in training only). The heads are the columns of
-``V`` (h x T) and ``c`` (T,): ``Z = A_L V + c``. A binary task predicts
-``sigmoid(z)`` and is trained with the cross-entropy ``softplus(z) - y z``; a
-regression task predicts ``z`` and is trained with ``(z - y)^2 / 2``.
+``A_0 = X``; for every shared layer ``l``: ``A_l = drop(act_l(A_{l-1} W_l + b_l))``
+(inverted dropout with rate ``dropout`` in training only; with
+``dropout_position="before"``, as in the LBTW release, ``act_l(drop(A_{l-1} W_l + b_l))``).
+With ``batch_norm=True`` the last shared layer's output is batch-normalised,
+``A_L <- gamma * (A_L - mean) / sqrt(var + eps) + beta`` (batch statistics in training,
+running estimates in prediction). The heads are the columns of ``V`` (h x T) and ``c``
+(T,): ``Z = A_L V + c``. A binary task predicts ``sigmoid(z)`` and is trained with the
+cross-entropy ``softplus(z) - y z``; a regression task predicts ``z`` and is trained with
+``(z - y)^2 / 2``.
 
 Labels are an (n, T) array with ``NaN`` where a row has no label for a task (binary
-labels are 0/1). On a batch, ``L_t`` is the mean loss over the rows labelled for t
-(0 if none), and the network minimises::
+labels are 0/1). On a batch of ``N`` rows, ``L_t`` is the sum of task t's losses over its
+labelled rows divided by their number (``loss_normalization="labelled"``) or by ``N``
+(``"batch"``, the release's), 0 without labels, and the network minimises::
 
-    sum_t w_t L_t + weight_decay / 2 * sum_l ||W_l||_F^2   (heads' V included, biases not)
+    sum_t w_t L_t + weight_decay / 2 * sum ||p||^2   (weight matrices, heads' V included;
+                                                      every parameter with decay_all=True)
 
 with ``w_t`` from the strategy, held constant. Gradients are by hand-written
-backpropagation (checked against finite differences in the tests).
+backpropagation (batch normalisation included, in both modes; checked against finite
+differences in the tests).
+
+Per-task metrics (:func:`task_scores`) are scikit-learn's ``average_precision_score`` and
+``roc_auc_score`` and the release's enrichment factor (:func:`enrichment_factor`), each
+task on its labelled rows.
 
 Input may be a dense array or a ``scipy.sparse`` matrix; with ``sparse_input="auto"`` a
 dense input with at most 20 % nonzeros (binary fingerprints) is converted to CSR, which
@@ -45,6 +56,9 @@ __all__ = [
     "SingleTaskNetworks",
     "average_precision",
     "roc_auc",
+    "enrichment_factor",
+    "ef_key",
+    "EF_FRACTIONS",
     "task_scores",
     "ACTIVATIONS",
     "TASK_TYPES",
@@ -58,54 +72,86 @@ TASK_TYPES = ("binary", "regression")
 
 
 # --------------------------------------------------------------------------- metrics
-def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Average precision (area under the precision-recall curve, step-wise).
+#: Fractions of the enrichment factor in the LBTW release (``json/*.json``,
+#: ``"enrichment_factor": {"ratio_list": [0.02, 0.01, 0.0015, 0.001]}``).
+EF_FRACTIONS = (0.02, 0.01, 0.0015, 0.001)
 
-    ``sum_k (R_k - R_{k-1}) P_k`` over the distinct score thresholds, highest first
-    (the definition of scikit-learn's ``average_precision_score``). ``NaN`` when
-    ``y_true`` has no positive.
-    """
+
+def _binary_pair(y_true, score) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true, dtype=np.float64).ravel()
     s = np.asarray(score, dtype=np.float64).ravel()
     if y.shape != s.shape:
         raise ValueError(f"y_true and score must have the same length, got {y.size} and {s.size}")
-    n_pos = y.sum()
-    if y.size == 0 or n_pos == 0:
+    return y > 0.5, s
+
+
+def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Average precision: scikit-learn's ``average_precision_score``; ``NaN`` without a positive.
+
+    ``sum_k (R_k - R_{k-1}) P_k`` over the distinct score thresholds, highest first: the
+    PR-AUC of the LBTW release (``evaluation.py``, ``precision_auc_single``).
+    """
+    from sklearn.metrics import average_precision_score
+
+    y, s = _binary_pair(y_true, score)
+    if y.size == 0 or not y.any():
         return float("nan")
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    ends = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
-    tp = np.cumsum(y)[ends]
-    fp = (ends + 1) - tp
-    precision = tp / (tp + fp)
-    recall = tp / n_pos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return float(average_precision_score(y, s))
 
 
 def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count one half); ``NaN`` for one class."""
-    y = np.asarray(y_true, dtype=np.float64).ravel() > 0.5
-    s = np.asarray(score, dtype=np.float64).ravel()
-    if y.shape != s.shape:
-        raise ValueError(f"y_true and score must have the same length, got {y.size} and {s.size}")
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    """Area under the ROC curve: scikit-learn's ``roc_auc_score``; ``NaN`` for one class.
+
+    The ROC-AUC of the LBTW release (``evaluation.py``, ``roc_auc_single``).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y, s = _binary_pair(y_true, score)
+    if y.all() or not y.any():
         return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(y, s))
 
 
-def task_scores(Y: np.ndarray, P: np.ndarray, task_types: Sequence[str]) -> dict[str, np.ndarray]:
+def enrichment_factor(y_true: np.ndarray, score: np.ndarray, fraction: float) -> float:
+    """Enrichment factor at ``fraction``, as in the LBTW release (``evaluation.py``).
+
+    With ``n`` rows, ``k = int(n * fraction)`` rows with the highest scores are
+    selected; ``EF = (positives among them) / (all positives) / fraction``. Ties are
+    broken as a stable sort of the scores, reversed (the release uses NumPy's default
+    sort, whose order among equal scores is unspecified). ``NaN`` without a positive
+    (the release reports ``'ND'``).
+    """
+    y, s = _binary_pair(y_true, score)
+    fraction = check_scalar(fraction, "fraction", strict=True)
+    if fraction > 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    n_act = int(y.sum())
+    if n_act == 0:
+        return float("nan")
+    k = int(y.size * fraction)
+    top = np.argsort(s, kind="stable")[::-1][:k]
+    return float(y[top].sum() / n_act / fraction)
+
+
+def ef_key(fraction: float) -> str:
+    """The key of :func:`task_scores` for the enrichment factor at ``fraction``."""
+    return f"ef{fraction:g}"
+
+
+def task_scores(
+    Y: np.ndarray, P: np.ndarray, task_types: Sequence[str], ef_fractions: Sequence[float] = EF_FRACTIONS
+) -> dict[str, np.ndarray]:
     """Per-task metrics of predictions ``P`` against labels ``Y`` (NaN = missing).
+
+    Each task is scored on its labelled rows only (the release's ``sample_weight == 1``).
 
     Returns
     -------
     dict
         ``"pr_auc"``, ``"roc_auc"`` (binary tasks; NaN elsewhere or when a class is
-        absent), ``"rmse"`` (regression tasks; NaN elsewhere) and ``"n"`` (labelled rows),
-        each of shape (T,).
+        absent), ``ef_key(f)`` for every ``f`` in ``ef_fractions`` (binary tasks, see
+        :func:`enrichment_factor`), ``"rmse"`` (regression tasks; NaN elsewhere) and
+        ``"n"`` (labelled rows), each of shape (T,).
     """
     Y = np.asarray(Y, dtype=np.float64)
     P = np.asarray(P, dtype=np.float64)
@@ -116,7 +162,8 @@ def task_scores(Y: np.ndarray, P: np.ndarray, task_types: Sequence[str]) -> dict
     if Y.shape != P.shape:
         raise ValueError(f"Y and P must have the same shape, got {Y.shape} and {P.shape}")
     T = Y.shape[1]
-    out = {k: np.full(T, np.nan) for k in ("pr_auc", "roc_auc", "rmse")}
+    keys = ("pr_auc", "roc_auc", "rmse") + tuple(ef_key(f) for f in ef_fractions)
+    out = {k: np.full(T, np.nan) for k in keys}
     out["n"] = np.zeros(T, dtype=np.int64)
     for t in range(T):
         m = ~np.isnan(Y[:, t])
@@ -126,6 +173,8 @@ def task_scores(Y: np.ndarray, P: np.ndarray, task_types: Sequence[str]) -> dict
         if task_types[t] == "binary":
             out["pr_auc"][t] = average_precision(Y[m, t], P[m, t])
             out["roc_auc"][t] = roc_auc(Y[m, t], P[m, t])
+            for f in ef_fractions:
+                out[ef_key(f)][t] = enrichment_factor(Y[m, t], P[m, t], f)
         else:
             out["rmse"][t] = float(np.sqrt(np.mean((Y[m, t] - P[m, t]) ** 2)))
     return out
@@ -216,6 +265,19 @@ def _as_labels(Y: object, name: str, n_rows: int, n_tasks: int | None, dtype: ty
 
 
 # --------------------------------------------------------------------------- network
+LOSS_NORMALIZATIONS = ("labelled", "batch")
+
+
+class _Cache:
+    """What the backward pass needs from a forward pass."""
+
+    __slots__ = ("layers", "bn")
+
+    def __init__(self) -> None:
+        self.layers: list[tuple] = []  # (A_prev, D) per shared layer
+        self.bn: tuple | None = None  # (xhat, inv_std, batch_mode) when batch_norm
+
+
 class MultiTaskNetwork:
     """A shared-bottom multi-task network trained with Adam and task weighting.
 
@@ -223,9 +285,24 @@ class MultiTaskNetwork:
     ----------
     hidden : sequence of int, default=(256, 64)
         Sizes of the shared fully connected layers (at least one).
-    activation : {"relu", "tanh", "sigmoid"}, default="relu"
+    activation : {"relu", "tanh", "sigmoid"} or sequence of them, default="relu"
+        One for every shared layer, or one per layer (the LBTW release uses
+        ``("relu", "sigmoid")``: its ``"activations"`` list in ``json/LBTW.json``).
     dropout : float, default=0.0
-        Dropout rate in ``[0, 1)`` after every shared layer (training only).
+        Dropout rate in ``[0, 1)`` in every shared layer (training only, inverted dropout).
+    dropout_position : {"after", "before"}, default="after"
+        Dropout after the activation, or before it, on the pre-activation (the release's
+        ``Linear -> Dropout -> activation`` order, ``pcba_model.py``). The same for ReLU.
+    batch_norm : bool, default=False
+        Batch normalisation of the last shared layer's output, before the heads (where
+        the release puts its one ``BatchNorm1d``). Training uses the batch's mean and
+        biased variance and updates running estimates (unbiased variance, as PyTorch);
+        prediction uses the running estimates.
+    bn_momentum : float, default=0.1
+        Running estimate ``<- (1 - bn_momentum) * running + bn_momentum * batch`` (the
+        PyTorch convention; the release passes 0.9).
+    bn_eps : float, default=1e-5
+        Added to the variance (the release: 2e-5).
     task_types : str or sequence of str, default="binary"
         ``"binary"`` (sigmoid output, cross-entropy) or ``"regression"`` (linear output,
         squared error), one for all tasks or one per task.
@@ -233,6 +310,12 @@ class MultiTaskNetwork:
         A strategy of :mod:`amtl_cvx.baselines.weighting` or its name.
     weighting_params : dict, optional
         Keyword arguments of the named strategy (e.g. ``{"alpha": 0.1}``).
+    loss_normalization : {"labelled", "batch"}, default="labelled"
+        ``L_t`` of a batch is the sum of task t's losses over its labelled rows divided
+        by the number of those rows (``"labelled"``), or by the number of rows of the
+        batch (``"batch"``: the release's ``F.binary_cross_entropy(..., weight=mask)``
+        with its default mean reduction, ``pcba_model.py``, ``single_task_cost``), which
+        weighs tasks by their label fraction in the batch.
     learning_rate : float, default=1e-3
         Adam step size.
     batch_size : int, default=128
@@ -241,7 +324,15 @@ class MultiTaskNetwork:
         Early stopping: stop after this many epochs without improvement of the
         validation score (only when validation data are given to :meth:`fit`).
     weight_decay : float, default=0.0
-        ``weight_decay / 2 * ||W||^2`` on every weight matrix (not on biases).
+        ``weight_decay / 2 * ||p||^2`` on every weight matrix (not on biases), or on every
+        parameter with ``decay_all=True``.
+    decay_all : bool, default=False
+        Weight decay on every parameter, biases and batch-normalisation scale and shift
+        included (PyTorch ``Adam(weight_decay=...)`` as in the release).
+    init : {"default", "release"}, default="default"
+        ``"default"``: He / Glorot uniform weights, zero biases. ``"release"``: weights
+        ``N(0, 0.02)`` clipped to [-2, 2], biases 1, batch-normalisation scale
+        ``N(1, 0.02)`` and shift 0 (``pcba_model.py``, ``weights_init``).
     dtype : numpy dtype, default=numpy.float64
         ``numpy.float32`` is about twice as fast; use float64 for gradient checks.
     sparse_input : {"auto", True, False}, default="auto"
@@ -257,6 +348,10 @@ class MultiTaskNetwork:
     ----------
     layers_ : list of (numpy.ndarray, numpy.ndarray)
         ``(W_l, b_l)`` of the shared layers.
+    bn_gamma_, bn_beta_ : numpy.ndarray, shape (h,)
+        Batch-normalisation scale and shift (``batch_norm=True`` only).
+    bn_mean_, bn_var_ : numpy.ndarray, shape (h,)
+        Running mean and variance (``batch_norm=True`` only; not parameters).
     head_W_ : numpy.ndarray, shape (h, T)
     head_b_ : numpy.ndarray, shape (T,)
     history_ : dict
@@ -273,16 +368,23 @@ class MultiTaskNetwork:
         self,
         hidden: Sequence[int] = (256, 64),
         *,
-        activation: str = "relu",
+        activation: str | Sequence[str] = "relu",
         dropout: float = 0.0,
+        dropout_position: str = "after",
+        batch_norm: bool = False,
+        bn_momentum: float = 0.1,
+        bn_eps: float = 1e-5,
         task_types: str | Sequence[str] = "binary",
         weighting: str | TaskWeighting = "equal",
         weighting_params: dict | None = None,
+        loss_normalization: str = "labelled",
         learning_rate: float = 1e-3,
         batch_size: int = 128,
         max_epochs: int = 30,
         patience: int = 5,
         weight_decay: float = 0.0,
+        decay_all: bool = False,
+        init: str = "default",
         dtype: type = np.float64,
         sparse_input: str | bool = "auto",
         random_state: int | np.random.Generator | None = None,
@@ -293,12 +395,28 @@ class MultiTaskNetwork:
         if len(hidden) == 0:
             raise ValueError("hidden must hold at least one layer size")
         self.hidden = tuple(_check_int(h, "hidden", 1) for h in hidden)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if isinstance(activation, str):
+            if activation not in ACTIVATIONS:
+                raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+            self._acts = (activation,) * len(self.hidden)
+        else:
+            acts = tuple(activation)
+            if len(acts) != len(self.hidden) or any(a not in ACTIVATIONS for a in acts):
+                raise ValueError(f"activation must be one of {ACTIVATIONS} or one per hidden layer "
+                                 f"({len(self.hidden)}), got {activation!r}")
+            self._acts = acts
         self.activation = activation
         self.dropout = check_scalar(dropout, "dropout")
         if self.dropout >= 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if dropout_position not in ("after", "before"):
+            raise ValueError(f"dropout_position must be 'after' or 'before', got {dropout_position!r}")
+        self.dropout_position = dropout_position
+        self.batch_norm = bool(batch_norm)
+        self.bn_momentum = check_scalar(bn_momentum, "bn_momentum")
+        if self.bn_momentum > 1:
+            raise ValueError(f"bn_momentum must be in [0, 1], got {bn_momentum!r}")
+        self.bn_eps = check_scalar(bn_eps, "bn_eps", strict=True)
         if isinstance(task_types, str):
             if task_types not in TASK_TYPES:
                 raise ValueError(f"task_types must be one of {TASK_TYPES}, got {task_types!r}")
@@ -309,11 +427,18 @@ class MultiTaskNetwork:
                 raise ValueError(f"task_types must hold names in {TASK_TYPES}, got {bad or task_types!r}")
         self.task_types = task_types
         self.weighting = make_weighting(weighting, **(weighting_params or {}))
+        if loss_normalization not in LOSS_NORMALIZATIONS:
+            raise ValueError(f"loss_normalization must be one of {LOSS_NORMALIZATIONS}, got {loss_normalization!r}")
+        self.loss_normalization = loss_normalization
         self.learning_rate = check_scalar(learning_rate, "learning_rate", strict=True)
         self.batch_size = _check_int(batch_size, "batch_size", 1)
         self.max_epochs = _check_int(max_epochs, "max_epochs", 1)
         self.patience = _check_int(patience, "patience", 1)
         self.weight_decay = check_scalar(weight_decay, "weight_decay")
+        self.decay_all = bool(decay_all)
+        if init not in ("default", "release"):
+            raise ValueError(f"init must be 'default' or 'release', got {init!r}")
+        self.init = init
         if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}")
         self.dtype = np.dtype(dtype).type
@@ -336,30 +461,67 @@ class MultiTaskNetwork:
         return self.task_types
 
     def initialize(self, n_features: int, n_tasks: int) -> "MultiTaskNetwork":
-        """Draw fresh parameters (He / Glorot uniform, zero biases) for the given sizes."""
+        """Draw fresh parameters (see ``init``) for the given sizes."""
         n_features = _check_int(n_features, "n_features", 1)
         n_tasks = _check_int(n_tasks, "n_tasks", 1)
         self.types_ = self._types(n_tasks)
         self._rng = np.random.default_rng(self.random_state)
         sizes = (n_features,) + self.hidden
-        gain = 6.0 if self.activation == "relu" else 3.0
-        self.layers_ = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        rng, dt = self._rng, self.dtype
+
+        def weights(fan_in: int, fan_out: int, gain: float) -> np.ndarray:
+            if self.init == "release":
+                return np.clip(rng.normal(0.0, 0.02, size=(fan_in, fan_out)), -2, 2).astype(dt)
             lim = np.sqrt(gain / fan_in)
-            W = self._rng.uniform(-lim, lim, size=(fan_in, fan_out)).astype(self.dtype)
-            self.layers_.append((W, np.zeros(fan_out, dtype=self.dtype)))
-        lim = np.sqrt(3.0 / sizes[-1])
-        self.head_W_ = self._rng.uniform(-lim, lim, size=(sizes[-1], n_tasks)).astype(self.dtype)
-        self.head_b_ = np.zeros(n_tasks, dtype=self.dtype)
+            return rng.uniform(-lim, lim, size=(fan_in, fan_out)).astype(dt)
+
+        bias = 1.0 if self.init == "release" else 0.0
+        self.layers_ = []
+        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            W = weights(fan_in, fan_out, 6.0 if self._acts[l] == "relu" else 3.0)
+            self.layers_.append((W, np.full(fan_out, bias, dtype=dt)))
+        h = sizes[-1]
+        if self.batch_norm:
+            g = rng.normal(1.0, 0.02, size=h) if self.init == "release" else np.ones(h)
+            self.bn_gamma_ = g.astype(dt)
+            self.bn_beta_ = np.zeros(h, dtype=dt)
+            self.bn_mean_ = np.zeros(h, dtype=dt)
+            self.bn_var_ = np.ones(h, dtype=dt)
+        self.head_W_ = weights(h, n_tasks, 3.0)
+        self.head_b_ = np.full(n_tasks, bias, dtype=dt)
         self.n_features_, self.n_tasks_ = n_features, n_tasks
         return self
 
     def get_params(self) -> list[np.ndarray]:
-        """The parameter arrays (views): ``W_1, b_1, ..., W_L, b_L, V, c``."""
+        """The parameter arrays (views): ``W_1, b_1, ..., W_L, b_L, [gamma, beta,] V, c``."""
+        return self._shared_list() + [self.head_W_, self.head_b_]
+
+    def _shared_list(self) -> list[np.ndarray]:
         out = []
         for W, b in self.layers_:
             out += [W, b]
-        return out + [self.head_W_, self.head_b_]
+        if self.batch_norm:
+            out += [self.bn_gamma_, self.bn_beta_]
+        return out
+
+    def shared_params(self) -> list[np.ndarray]:
+        """Copies of the shared parameters (``get_params`` without the heads).
+
+        The running statistics of batch normalisation are not parameters and are not
+        included (as PyTorch's ``named_parameters``, which the release's fine-tuning
+        copies, ``pcba_run.py``).
+        """
+        self._require_fitted()
+        return [p.copy() for p in self._shared_list()]
+
+    def set_shared_params(self, params: Sequence[np.ndarray]) -> None:
+        """Overwrite the shared parameters with copies of ``params`` (see :meth:`shared_params`)."""
+        self._require_fitted()
+        current = self._shared_list()
+        if len(params) != len(current) or any(np.shape(p) != c.shape for p, c in zip(params, current)):
+            raise ValueError("shared params do not match the network's shared layer shapes")
+        for c, p in zip(current, params):
+            c[...] = np.asarray(p, dtype=self.dtype)
 
     def set_params(self, params: Sequence[np.ndarray]) -> None:
         """Replace the parameters by copies of ``params`` (same order as :meth:`get_params`)."""
@@ -369,35 +531,72 @@ class MultiTaskNetwork:
         params = [np.array(p, dtype=self.dtype) for p in params]
         L = len(self.layers_)
         self.layers_ = [(params[2 * l], params[2 * l + 1]) for l in range(L)]
+        if self.batch_norm:
+            self.bn_gamma_, self.bn_beta_ = params[2 * L], params[2 * L + 1]
         self.head_W_, self.head_b_ = params[-2], params[-1]
+
+    def _decayed(self) -> list[bool]:
+        """Which entries of :meth:`get_params` carry weight decay."""
+        if self.decay_all:
+            return [True] * len(self.get_params())
+        flags = [True, False] * len(self.layers_) + ([False, False] if self.batch_norm else [])
+        return flags + [True, False]
 
     def _require_fitted(self) -> None:
         if not self.layers_:
             raise ValueError("the network has no parameters yet: call fit or initialize first")
 
     # ------------------------------------------------------------------ core
-    def _forward(self, X, train: bool):
-        cache = []
+    def _forward(self, X, train: bool, batch_stats: bool | None = None):
+        """Forward pass. ``train``: dropout on and running statistics updated;
+        ``batch_stats`` (default ``train``): normalise with the batch's own statistics."""
+        batch_stats = train if batch_stats is None else batch_stats
+        cache = _Cache()
         A = X
-        for W, b in self.layers_:
+        drop = train and self.dropout > 0
+        for l, (W, b) in enumerate(self.layers_):
+            act = self._acts[l]
             S = A @ W + b
-            H = _act(self.activation, S)
-            D = _act_grad(self.activation, S, H)
-            if train and self.dropout > 0:
-                keep = (self._rng.random(H.shape) >= self.dropout).astype(self.dtype) / (1.0 - self.dropout)
-                H = H * keep
+            if drop:
+                keep = (self._rng.random(S.shape) >= self.dropout).astype(self.dtype) / (1.0 - self.dropout)
+            if drop and self.dropout_position == "before":
+                S = S * keep
+            H = _act(act, S)
+            D = _act_grad(act, S, H)
+            if drop:
                 D = D * keep
-            cache.append((A, D))
+                if self.dropout_position == "after":
+                    H = H * keep
+            cache.layers.append((A, D))
             A = H
+        if self.batch_norm:
+            if batch_stats:
+                n = A.shape[0]
+                mean = A.mean(axis=0)
+                var = A.var(axis=0)
+                if train:
+                    m = self.bn_momentum
+                    unbiased = var * (n / (n - 1)) if n > 1 else var
+                    self.bn_mean_ = ((1 - m) * self.bn_mean_ + m * mean).astype(self.dtype)
+                    self.bn_var_ = ((1 - m) * self.bn_var_ + m * unbiased).astype(self.dtype)
+            else:
+                mean, var = self.bn_mean_, self.bn_var_
+            inv = (1.0 / np.sqrt(var + self.bn_eps)).astype(self.dtype)
+            xhat = (A - mean) * inv
+            cache.bn = (xhat, inv, bool(batch_stats))
+            A = xhat * self.bn_gamma_ + self.bn_beta_
         Z = A @ self.head_W_ + self.head_b_
         return Z, A, cache
 
     def _task_losses(self, Z: np.ndarray, Y: np.ndarray):
-        """Per-task mean losses, counts and d(L_t)/dZ[:, t] (unweighted)."""
+        """Per-task losses (see ``loss_normalization``), counts and d(L_t)/dZ[:, t] (unweighted)."""
         M = ~np.isnan(Y)
         Yz = np.where(M, Y, 0.0).astype(Z.dtype)
         counts = M.sum(axis=0)
-        denom = np.maximum(counts, 1).astype(Z.dtype)
+        if self.loss_normalization == "batch":
+            denom = np.full(counts.shape, max(Z.shape[0], 1), dtype=Z.dtype)
+        else:
+            denom = np.maximum(counts, 1).astype(Z.dtype)
         binary = np.array([t == "binary" for t in self.types_])
         loss = np.empty_like(Z)
         dl = np.empty_like(Z)
@@ -413,32 +612,63 @@ class MultiTaskNetwork:
         dZ = np.where(M, dl, 0.0) / denom
         return loss.sum(axis=0) / denom, counts, dZ
 
-    def _backward(self, dZ: np.ndarray, A_L: np.ndarray, cache) -> list[np.ndarray]:
+    def _bn_backward(self, dA: np.ndarray, cache: _Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gradient through batch normalisation: (dgamma, dbeta, dH)."""
+        xhat, inv, batch_mode = cache.bn
+        dgamma = (dA * xhat).sum(axis=0)
+        dbeta = dA.sum(axis=0)
+        dxhat = dA * self.bn_gamma_
+        if batch_mode:
+            n = dA.shape[0]
+            dH = (inv / n) * (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
+        else:
+            dH = dxhat * inv
+        return dgamma, dbeta, dH
+
+    def _backward(self, dZ: np.ndarray, A_L: np.ndarray, cache: _Cache) -> list[np.ndarray]:
         wd = self.weight_decay
-        grads_rev = [dZ.sum(axis=0)]
+        grads_rev = [dZ.sum(axis=0) + (wd * self.head_b_ if self.decay_all else 0.0)]
         grads_rev.append(A_L.T @ dZ + wd * self.head_W_)
         dA = dZ @ self.head_W_.T
+        if self.batch_norm:
+            dgamma, dbeta, dA = self._bn_backward(dA, cache)
+            if self.decay_all:
+                dgamma = dgamma + wd * self.bn_gamma_
+                dbeta = dbeta + wd * self.bn_beta_
+            grads_rev += [dbeta, dgamma]
         for l in range(len(self.layers_) - 1, -1, -1):
-            A_prev, D = cache[l]
-            W = self.layers_[l][0]
+            A_prev, D = cache.layers[l]
+            W, b = self.layers_[l]
             dS = dA * D
             gW = A_prev.T @ dS
             if sp.issparse(gW):  # pragma: no cover - sparse.T @ dense is dense
                 gW = gW.toarray()
-            grads_rev.append(dS.sum(axis=0))
+            grads_rev.append(dS.sum(axis=0) + (wd * b if self.decay_all else 0.0))
             grads_rev.append(np.asarray(gW) + wd * W)
             if l > 0:
                 dA = dS @ W.T
         return grads_rev[::-1]
 
-    def _shared_grad_norms(self, dZ: np.ndarray, cache) -> np.ndarray:
-        """``||dL_t/dW_L||_F`` per task for the last shared layer's weights (bias excluded).
+    def _shared_grad_norms(self, dZ: np.ndarray, A_L: np.ndarray, cache: _Cache) -> np.ndarray:
+        """Per task, the norm of the gradient of ``L_t`` w.r.t. the last shared parameters.
 
-        With ``D`` the activation derivative (times the dropout mask) of the last layer,
-        ``K = A_{L-1} A_{L-1}'`` and ``Q_t = D diag(v_t^2) D'`` (``v_t`` = head t):
-        ``||dL_t/dW_L||^2 = sum_ik K_ik dZ_it dZ_kt Q_t[i, k]``; cost ``T n^2 h``.
+        Without batch normalisation: ``||dL_t/dW_L||_F`` for the last shared layer's
+        weights (bias excluded). With ``D`` the activation derivative (times the dropout
+        mask) of the last layer, ``K = A_{L-1} A_{L-1}'`` and ``Q_t = D diag(v_t^2) D'``
+        (``v_t`` = head t): ``||dL_t/dW_L||^2 = sum_ik K_ik dZ_it dZ_kt Q_t[i, k]``; cost
+        ``T n^2 h``.
+
+        With batch normalisation (the last shared layer of the release's network), the
+        norm of the gradient w.r.t. its scale and shift ``(gamma, beta)``:
+        ``sum_j v_tj^2 ((xhat' dZ_t)_j^2 + (sum_i dZ_it)^2)``; cost ``T n h``.
         """
-        A_prev, D = cache[-1]
+        if self.batch_norm:
+            xhat = cache.bn[0]
+            Pg = (xhat.T @ dZ).astype(np.float64)  # (h, T)
+            s = dZ.sum(axis=0).astype(np.float64)  # (T,)
+            V2 = self.head_W_.astype(np.float64) ** 2
+            return np.sqrt(np.sum(V2 * (Pg ** 2 + s[None, :] ** 2), axis=0))
+        A_prev, D = cache.layers[-1]
         K = A_prev @ A_prev.T
         K = K.toarray() if sp.issparse(K) else np.asarray(K)
         n, T = dZ.shape
@@ -453,33 +683,38 @@ class MultiTaskNetwork:
         return np.sqrt(np.maximum(out, 0.0))
 
     # ------------------------------------------------------------------ public math
-    def objective(self, X, Y, task_weights: np.ndarray | None = None) -> float:
-        """``sum_t w_t L_t + weight_decay/2 sum ||W||^2`` on ``(X, Y)`` without dropout."""
+    def objective(self, X, Y, task_weights: np.ndarray | None = None, *, batch_stats: bool = False) -> float:
+        """``sum_t w_t L_t + weight_decay/2 sum ||p||^2`` on ``(X, Y)`` without dropout.
+
+        ``batch_stats=True`` normalises with the batch statistics of ``X`` (training mode
+        of batch normalisation, without updating the running estimates); the default
+        uses the running estimates (prediction mode).
+        """
         self._require_fitted()
         X = _as_input(X, "X", self.dtype, False)
         Y = _as_labels(Y, "Y", X.shape[0], self.n_tasks_, self.dtype)
         w = self._check_task_weights(task_weights)
-        Z, _, _ = self._forward(X, train=False)
+        Z, _, _ = self._forward(X, train=False, batch_stats=batch_stats)
         losses, _, _ = self._task_losses(Z, Y)
-        reg = sum(float(np.sum(W * W)) for W, _ in self.layers_) + float(np.sum(self.head_W_ ** 2))
+        reg = sum(float(np.sum(p * p)) for p, f in zip(self.get_params(), self._decayed()) if f)
         return float(w @ losses) + 0.5 * self.weight_decay * reg
 
-    def gradient(self, X, Y, task_weights: np.ndarray | None = None) -> list[np.ndarray]:
+    def gradient(self, X, Y, task_weights: np.ndarray | None = None, *, batch_stats: bool = False) -> list[np.ndarray]:
         """Gradient of :meth:`objective` by backpropagation, in :meth:`get_params` order."""
         self._require_fitted()
         X = _as_input(X, "X", self.dtype, False)
         Y = _as_labels(Y, "Y", X.shape[0], self.n_tasks_, self.dtype)
         w = self._check_task_weights(task_weights)
-        Z, A_L, cache = self._forward(X, train=False)
+        Z, A_L, cache = self._forward(X, train=False, batch_stats=batch_stats)
         _, _, dZ = self._task_losses(Z, Y)
         return self._backward(dZ * w.astype(self.dtype), A_L, cache)
 
-    def batch_statistics(self, X, Y) -> BatchStats:
+    def batch_statistics(self, X, Y, *, batch_stats: bool = False) -> BatchStats:
         """Per-task losses, head gradients and shared-layer gradient norms on ``(X, Y)``."""
         self._require_fitted()
         X = _as_input(X, "X", self.dtype, False)
         Y = _as_labels(Y, "Y", X.shape[0], self.n_tasks_, self.dtype)
-        Z, A_L, cache = self._forward(X, train=False)
+        Z, A_L, cache = self._forward(X, train=False, batch_stats=batch_stats)
         losses, counts, dZ = self._task_losses(Z, Y)
         return self._stats(losses, counts, dZ, A_L, cache, ("head_grads", "shared_grad_norms"), 0, 0)
 
@@ -488,7 +723,7 @@ class MultiTaskNetwork:
         if "head_grads" in requires:
             head = np.vstack([A_L.T @ dZ, dZ.sum(axis=0)]).T.astype(np.float64)
         if "shared_grad_norms" in requires:
-            shared = self._shared_grad_norms(dZ, cache)
+            shared = self._shared_grad_norms(dZ, A_L, cache)
         return BatchStats(np.asarray(losses, dtype=np.float64), counts, epoch, step, head, shared)
 
     def _check_task_weights(self, w) -> np.ndarray:
@@ -500,7 +735,8 @@ class MultiTaskNetwork:
         return w
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, Y, X_val=None, Y_val=None) -> "MultiTaskNetwork":
+    def fit(self, X, Y, X_val=None, Y_val=None, *, init_shared: Sequence[np.ndarray] | None = None
+            ) -> "MultiTaskNetwork":
         """Train on ``(X, Y)`` (``NaN`` = missing label); early-stop on ``(X_val, Y_val)``.
 
         With validation data, after every epoch the mean validation PR-AUC over binary
@@ -514,15 +750,19 @@ class MultiTaskNetwork:
         Y : array_like, shape (n, T) or (n,)
         X_val, Y_val : optional
             Validation data (both or neither).
+        init_shared : sequence of numpy.ndarray, optional
+            Start from these shared parameters (:meth:`shared_params` of another network
+            with the same shared layers) instead of fresh ones: fine-tuning. The heads
+            (and the running statistics of batch normalisation) start fresh.
 
         Returns
         -------
         self
         """
         with blas_threads(self.n_blas_threads):
-            return self._fit(X, Y, X_val, Y_val)
+            return self._fit(X, Y, X_val, Y_val, init_shared)
 
-    def _fit(self, X, Y, X_val, Y_val) -> "MultiTaskNetwork":
+    def _fit(self, X, Y, X_val, Y_val, init_shared=None) -> "MultiTaskNetwork":
         X = _as_input(X, "X", self.dtype, self.sparse_input)
         Y = _as_labels(Y, "Y", X.shape[0], None, self.dtype)
         if X.shape[0] == 0:
@@ -531,6 +771,8 @@ class MultiTaskNetwork:
             raise ValueError("X_val and Y_val must be given together")
         n, T = Y.shape
         self.initialize(X.shape[1], T)
+        if init_shared is not None:
+            self.set_shared_params(init_shared)
         types = self.types_
         for t in range(T):
             if types[t] == "binary":
@@ -592,7 +834,7 @@ class MultiTaskNetwork:
                           or (self.monitor_ == "rmse" and score < best))
                 if better:
                     best, best_epoch, bad = score, epoch, 0
-                    best_params = [p.copy() for p in params]
+                    best_params = [p.copy() for p in params] + self._running()
                 else:
                     bad += 1
                     if bad >= self.patience:
@@ -600,15 +842,32 @@ class MultiTaskNetwork:
         if best_params is not None:
             for p, q in zip(params, best_params):
                 p[...] = q
+            if self.batch_norm:
+                self.bn_mean_, self.bn_var_ = best_params[-2], best_params[-1]
             self.best_epoch_ = best_epoch
         else:
             self.best_epoch_ = len(self.history_["train_loss"]) - 1
         self.history_ = {k: np.array(v) for k, v in self.history_.items()}
         return self
 
+    def _running(self) -> list[np.ndarray]:
+        if not self.batch_norm:
+            return []
+        return [self.bn_mean_.copy(), self.bn_var_.copy()]
+
     def _monitor_score(self, X, Y) -> float:
-        s = task_scores(Y, self._predict(X), self.types_)
-        vals = s[self.monitor_]
+        """Mean validation PR-AUC over binary tasks (or mean RMSE without binary tasks)."""
+        P = self._predict(X)
+        vals = []
+        for t, kind in enumerate(self.types_):
+            m = ~np.isnan(Y[:, t])
+            if not m.any():
+                continue
+            if self.monitor_ == "pr_auc" and kind == "binary":
+                vals.append(average_precision(Y[m, t], P[m, t]))
+            elif self.monitor_ == "rmse" and kind == "regression":
+                vals.append(float(np.sqrt(np.mean((Y[m, t] - P[m, t]) ** 2))))
+        vals = np.asarray(vals, dtype=np.float64)
         vals = vals[~np.isnan(vals)]
         return float(vals.mean()) if vals.size else float("nan")
 

@@ -1,9 +1,14 @@
 r"""Task-weighting strategies for the multi-task network of :mod:`amtl_cvx.baselines.network`.
 
-At every mini-batch the network computes, for each task t, the mean loss ``L_t`` over the
-batch rows that carry a label for t (a task without labels in the batch has ``L_t = 0``
-and contributes nothing), asks the strategy for weights ``w_t`` and minimises
-``sum_t w_t L_t``. The weights are treated as constants: no gradient flows through them.
+At every mini-batch the network computes, for each task t, the loss ``L_t``: the sum of
+its losses over the batch rows that carry a label for t, divided by the number of those
+rows (``loss_normalization="labelled"``, the default) or by the number of rows of the
+batch (``"batch"``, the LBTW release's normalisation: ``F.binary_cross_entropy`` with a
+0/1 weight mask and mean reduction, ``pcba_model.py``); a task without labels in the
+batch has ``L_t = 0`` and contributes nothing. The network asks the strategy for weights
+``w_t`` and minimises ``sum_t w_t L_t``. The weights are treated as constants: no
+gradient flows through them. Under ``"batch"`` a task's ``L_t`` scales with its label
+fraction in the batch, so loss *ratios* (LBTW, GradNorm) are those of the release.
 
 A strategy is a small object with three methods (see :class:`TaskWeighting`)::
 
@@ -30,20 +35,29 @@ Strategies
     to sum to T. The reference loss of task t is its loss on the first batch of the epoch
     *that has a label for t* (on that batch the ratio is 1); a task without labels in the
     batch gets ratio 1 before renormalisation. The paper used ``alpha = 0.1`` and ``0.5``.
+    The release (``pcba_run.py``, ``train_and_test_LBTW``) takes the reference on the
+    first batch of every epoch (``if i == 0``) for all tasks at once: identical whenever
+    that batch labels every task (with batches of 1024 rows, as in the release, almost
+    always); where it does not, the release divides by a zero loss.
 ``gradnorm`` (Chen et al., ICML 2018)
-    Learnable weights, started at 1. With ``g_t = ||dL_t / dW||_F`` where ``W`` is the
-    weight matrix of the **last shared layer** (bias excluded), ``G_t = w_t g_t``,
+    This package's own implementation: the LBTW release lists two GradNorm runs
+    (``alpha = 0.1`` and ``0.5``, its ``README.md`` and ``image/pr.png``) but holds no
+    GradNorm code. Learnable weights, started at 1. With ``g_t = ||dL_t / dW||_F``
+    where ``W`` is the weight matrix of the **last shared layer** (bias excluded; with
+    batch normalisation, the last shared parameters are its scale and shift), ``G_t = w_t g_t``,
     ``r_t = (L_t / L_t(0)) / mean_s (L_s / L_s(0))`` (``L_t(0)`` the task's loss on the
     first batch of training that labels it), the weights take one Adam step (rate
     ``lr``) on ``sum_t |G_t - mean(G) r_t ** alpha|`` with the target held constant,
     are clipped at ``min_weight`` and renormalised to sum to T. The batch is trained with
     the weights *before* this update. Tasks without labels in the batch are left out of
     the means and are not updated.
-``cosine`` (RMTL-style gradient-similarity weighting toward one focused task f)
+``cosine`` (RMTL, gradient-similarity weighting toward one focused task f)
     ``w_t = max(0, cos(g_f, g_t))`` where ``g_t`` is the gradient of ``L_t`` with
-    respect to task t's **own head** (its weight vector on the last shared layer and its
-    bias, ``h + 1`` numbers). ``w_f = 1``. When the focused task has no label in the
-    batch every other weight is 0.
+    respect to task t's **own head weight vector** (``h`` numbers; the bias is excluded,
+    as in the release: ``auto.grad(loss_list[i], layer.weight)``, ``pcba_run.py``,
+    ``train_and_test_RMTL``; ``include_bias=True`` appends the bias, ``h + 1``
+    numbers). ``w_f = 1``. When the focused task has no label in the batch every other
+    weight is 0.
 """
 
 from __future__ import annotations
@@ -85,7 +99,8 @@ class BatchStats:
         Row t: gradient of ``L_t`` w.r.t. task t's head (weights, then bias); computed
         only for strategies that require ``"head_grads"``.
     shared_grad_norms : numpy.ndarray or None, shape (T,)
-        ``||dL_t / dW_last||_F`` for the weight matrix of the last shared layer; computed
+        ``||dL_t / dW_last||_F`` for the weight matrix of the last shared layer (with
+        batch normalisation: for its scale and shift); computed
         only for strategies that require ``"shared_grad_norms"``.
     """
 
@@ -240,22 +255,28 @@ class GradNormWeighting(TaskWeighting):
 
 
 class CosineWeighting(TaskWeighting):
-    """RMTL-style weighting toward one focused task by head-gradient cosine similarity.
+    """RMTL: weighting toward one focused task by head-gradient cosine similarity.
 
     Parameters
     ----------
     focus : int
         Index of the focused task.
+    include_bias : bool, default=False
+        Compare the gradients of the head weights and bias (``h + 1`` numbers) instead
+        of the head weights only (the release's choice).
     """
 
     name = "cosine"
     requires = ("head_grads",)
 
-    def __init__(self, focus: int = 0) -> None:
+    def __init__(self, focus: int = 0, include_bias: bool = False) -> None:
         super().__init__()
         if isinstance(focus, bool) or int(focus) != focus or focus < 0:
             raise ValueError(f"focus must be a nonnegative task index, got {focus!r}")
         self.focus = int(focus)
+        if not isinstance(include_bias, (bool, np.bool_)):
+            raise ValueError(f"include_bias must be True or False, got {include_bias!r}")
+        self.include_bias = bool(include_bias)
 
     def reset(self, n_tasks: int) -> None:
         super().reset(n_tasks)
@@ -266,6 +287,8 @@ class CosineWeighting(TaskWeighting):
         if stats.head_grads is None:
             raise ValueError("stats.head_grads is required by cosine")
         G = np.asarray(stats.head_grads, dtype=np.float64)
+        if not self.include_bias:
+            G = G[:, :-1]
         norms = np.linalg.norm(G, axis=1)
         w = np.zeros(G.shape[0])
         f = self.focus
@@ -276,7 +299,7 @@ class CosineWeighting(TaskWeighting):
         return w
 
     def describe(self) -> str:
-        return f"cosine(focus={self.focus})"
+        return f"cosine(focus={self.focus}{', bias' if self.include_bias else ''})"
 
 
 #: Strategy names understood by :func:`make_weighting`.
