@@ -131,11 +131,26 @@ class FastBackend:
         # X_t'X_t and X_t'y_t once per fit, reused by every squared-loss W-step
         self._grams = precompute_grams(data.Xs, data.ys) if loss == "squared" else None
 
+    #: the family named in warnings
+    _label = "fast"
+
+    @staticmethod
+    def _solvers():
+        """The B-step, W-step and curriculum-step solvers of this family."""
+        from solvers.curriculum import solve_curriculum_step
+        from solvers.tasks import solve_tasks
+        from solvers.transfer import solve_transfer
+
+        return solve_transfer, solve_tasks, solve_curriculum_step
+
+    def _transfer_options(self) -> dict:
+        return {}
+
     def _check(self, result, what: str):
         self.stats.append(result)
         if not result.converged:
             warnings.warn(
-                f"fast {what} solver stopped after {result.n_iter} iterations with "
+                f"{self._label} {what} solver stopped after {result.n_iter} iterations with "
                 f"certificate {result.certificate:.2e} > tol {result.tol:.1e}",
                 ConvergenceWarning,
                 stacklevel=3,
@@ -143,24 +158,19 @@ class FastBackend:
         return result.solution
 
     def transfer(self, W, penalty, lam, B0=None, ridge=0.0):
-        from solvers.transfer import solve_transfer
-
-        return self._check(solve_transfer(W, penalty, lam, B0=B0, tol=self.tol, ridge=ridge), "B-step")
+        result = self._solvers()[0](W, penalty, lam, B0=B0, tol=self.tol, ridge=ridge, **self._transfer_options())
+        return np.asarray(self._check(result, "B-step"))
 
     def tasks(self, B, lam, weights, ridge, W0=None):
-        from solvers.tasks import solve_tasks
-
-        result = solve_tasks(
+        result = self._solvers()[1](
             self.data.Xs, self.data.ys, B, lam,
             loss=self.loss, weights=weights, ridge=ridge, W0=W0, tol=self.tol, grams=self._grams,
         )
         return self._check(result, "W-step")
 
     def curriculum(self, task, W, learned, q, lam, ridge):
-        from solvers.curriculum import solve_curriculum_step
-
         idx = np.flatnonzero(learned)
-        result = solve_curriculum_step(
+        result = self._solvers()[2](
             self.data.Xs[task], self.data.ys[task], W[:, idx], q[idx], lam,
             loss=self.loss, ridge=ridge, tol=self.tol,
         )
@@ -201,46 +211,18 @@ class FirstOrderBackend(FastBackend):
         super().__init__(data, loss, tol)
         self.client = client
 
-    def _check(self, result, what: str):
-        self.stats.append(result)
-        if not result.converged:
-            warnings.warn(
-                f"first-order {what} solver stopped after {result.n_iter} iterations with "
-                f"certificate {result.certificate:.2e} > tol {result.tol:.1e}",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        return result.solution
+    _label = "first-order"
 
-    def transfer(self, W, penalty, lam, B0=None, ridge=0.0):
+    @staticmethod
+    def _solvers():
         from solvers.first_order import solve_transfer_first_order
-
-        result = solve_transfer_first_order(
-            W, penalty, lam, B0=B0, ridge=ridge, tol=self.tol, sparse_output=False, client=self.client,
-        )
-        return np.asarray(self._check(result, "B-step"))
-
-    def tasks(self, B, lam, weights, ridge, W0=None):
+        from solvers.first_order_curriculum import solve_curriculum_step_first_order
         from solvers.first_order_tasks import solve_tasks_first_order
 
-        result = solve_tasks_first_order(
-            self.data.Xs, self.data.ys, B, lam,
-            loss=self.loss, weights=weights, ridge=ridge, W0=W0, tol=self.tol, grams=self._grams,
-        )
-        return self._check(result, "W-step")
+        return solve_transfer_first_order, solve_tasks_first_order, solve_curriculum_step_first_order
 
-    def curriculum(self, task, W, learned, q, lam, ridge):
-        from solvers.first_order_curriculum import solve_curriculum_step_first_order
-
-        idx = np.flatnonzero(learned)
-        result = solve_curriculum_step_first_order(
-            self.data.Xs[task], self.data.ys[task], W[:, idx], q[idx], lam,
-            loss=self.loss, ridge=ridge, tol=self.tol,
-        )
-        w, b_S = self._check(result, "curriculum")
-        b = np.zeros(self.data.n_tasks)
-        b[idx] = b_S
-        return w, b
+    def _transfer_options(self) -> dict:
+        return {"sparse_output": False, "client": self.client}
 
 
 def make_backend(backend: str, data: MultiTaskData, loss: str, solver: str | None = None, tol: float = 1e-9,

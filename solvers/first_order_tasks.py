@@ -81,6 +81,7 @@ from solvers.losses import _check_solver_options, _immutable
 from solvers.result import SolverResult
 from solvers.tasks import (
     TaskGrams,
+    _backtrack,
     _bmv,
     _check_W,
     _Coupling,
@@ -401,19 +402,7 @@ def _solve_logistic(
             S.clear(), Y.clear(), rho.clear()
             p = -h0(g)
             slope = _dot(g, p)
-        step = 1.0
-        accepted = False
-        for _ in range(60):
-            Vn = V + step * p
-            fn, gn = fg(Vn)
-            if fn <= f + 1e-4 * step * slope:
-                accepted = True
-                break
-            gnn = _nrm(gn)
-            if abs(fn - f) <= 1e-13 * abs(f) and gnn < gnorm:
-                accepted = True
-                break
-            step *= 0.5
+        accepted, Vn, fn, gn = _backtrack(fg, V, p, f, slope, gnorm)
         n_iter += 1
         if not accepted:
             if S:  # retry once along the preconditioned gradient

@@ -225,6 +225,22 @@ def _block_inverse(P: np.ndarray) -> np.ndarray:
     return out
 
 
+def _backtrack(fg, V: np.ndarray, p: np.ndarray, f: float, slope: float, gnorm: float):
+    """Armijo backtracking from ``V`` along ``p`` (at most 60 halvings); at the rounding
+    level of ``f`` a step that lowers the gradient's norm below ``gnorm`` is accepted.
+    Returns ``(accepted, V_new, f_new, g_new)`` (the last trial point if none was)."""
+    step = 1.0
+    for _ in range(60):
+        Vn = V + step * p
+        fn, gn = fg(Vn)
+        if fn <= f + 1e-4 * step * slope:
+            return True, Vn, fn, gn
+        if abs(fn - f) <= 1e-13 * abs(f) and _nrm(gn) < gnorm:
+            return True, Vn, fn, gn
+        step *= 0.5
+    return False, Vn, fn, gn
+
+
 def _dot(x: np.ndarray, y: np.ndarray) -> float:
     """Inner product of two equally shaped arrays.
 
@@ -808,20 +824,7 @@ def _solve_logistic(
         if not slope < 0:  # not a descent direction (numerical trouble): use -g
             p = -g
             slope = -gnorm * gnorm
-        step = 1.0
-        accepted = False
-        for _ in range(60):
-            Vn = V + step * p
-            fn, gn = fg(Vn)
-            if fn <= f + 1e-4 * step * slope:
-                accepted = True
-                break
-            gnn = _nrm(gn)
-            # at rounding level of f, accept a step that lowers the gradient
-            if abs(fn - f) <= 1e-13 * abs(f) and gnn < gnorm:
-                accepted = True
-                break
-            step *= 0.5
+        accepted, Vn, fn, gn = _backtrack(fg, V, p, f, slope, gnorm)
         n_iter += 1
         if not accepted:
             if record:
