@@ -301,3 +301,18 @@ def test_selection_auto_is_greedy_up_to_63_tasks():
     assert _curriculum_selection(args, 63) == "greedy" and _curriculum_selection(args, 64) == "static"
     args = build_parser().parse_args(["fit", "x.mat", "--selection", "greedy"])
     assert _curriculum_selection(args, 500) == "greedy"
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["fit", "x.mat", "--backend", "bogus"], "--backend"),
+    (["compare", "--preset", "bogus"], "--preset"),
+    (["verify", "--tasks", "1"], "--tasks"),
+    ([], "command"),
+])
+def test_usage_errors_are_one_line_naming_the_argument(capsys, argv, name):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and name in captured.err and "usage:" not in captured.err
