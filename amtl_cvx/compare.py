@@ -374,6 +374,7 @@ def compare(
     cosine_bias: bool = False,
     finetune_focus: Sequence[int] | None = None,
     stl_tasks: Sequence[int] | None = None,
+    n_jobs: int | None = None,
     lams: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1),
     mus: Sequence[float] = (0.1, 1.0),
     ridge: float = 1e-4,
@@ -414,6 +415,9 @@ def compare(
     stl_tasks : sequence of int, optional
         Tasks given a single-task network (default all); negative transfer is counted
         on these.
+    n_jobs : int, optional
+        Single-task networks trained at once in worker processes (``None``: one at a
+        time; ``-1``: one per core; the scores do not depend on it).
     lams : sequence of float
         Grid of ``lam`` for single-task logistic regression (chosen on validation); AMTL
         uses the chosen ``lam``.
@@ -485,7 +489,8 @@ def compare(
             t0 = time.perf_counter()
             params: dict = {}
             if key == "stl_net":
-                model = SingleTaskNetworks(tasks=stl, random_state=random_state, progress=progress, **net_params)
+                model = SingleTaskNetworks(tasks=stl, random_state=random_state, progress=progress,
+                                           n_jobs=n_jobs, **net_params)
                 model.fit(X["train"], Y["train"], X["val"], Y["val"])
                 scores = model.evaluate(X["test"], Y["test"])
                 params["tasks"] = list(stl)
@@ -738,6 +743,9 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--stl-tasks", choices=("all", "focus"), default=None,
                    help="PCBA: single-task networks for all tasks or only the focused ones "
                         "(default: all with the light preset, focus with the release preset)")
+    p.add_argument("--jobs", type=int, default=-1,
+                   help="single-task networks trained at once, in worker processes (-1: one per "
+                        "core; 1: one at a time in this process)")
     p.add_argument("--amtl-components", type=int, default=64,
                    help="PCBA: principal components AMTL sees (0 = all bits; memory grows with T x rows x bits)")
     p.add_argument("--amtl-max-iter", type=int, default=3, help="AMTL alternations")
@@ -766,7 +774,8 @@ def run_compare_cli(args: argparse.Namespace) -> int:
                   patience=args.patience, weight_decay=args.weight_decay,
                   loss_normalization=args.loss_normalization, cosine_bias=args.cosine_bias,
                   amtl_max_iter=args.amtl_max_iter, ridge=args.ridge, random_state=args.seed,
-                  progress=args.progress, log=lambda msg: print(f"  {msg}", flush=True))
+                  progress=args.progress, n_jobs=args.jobs,
+                  log=lambda msg: print(f"  {msg}", flush=True))
     if args.lam:
         common["lams"] = tuple(args.lam)
     if args.mu:

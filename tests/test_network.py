@@ -171,6 +171,24 @@ def test_single_task_networks_use_own_rows():
         SingleTaskNetworks(weighting="lbtw")
 
 
+def test_single_task_networks_in_worker_processes_give_the_same_networks():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((120, 5))
+    Y = (X[:, :3] + 0.3 * rng.standard_normal((120, 3)) > 0).astype(float)
+    Y[:40, 2] = np.nan
+    kw = dict(hidden=(6,), max_epochs=4, random_state=3, tasks=[0, 2])
+    one = SingleTaskNetworks(**kw).fit(X[:80], Y[:80], X[80:], Y[80:])
+    two = SingleTaskNetworks(n_jobs=2, **kw).fit(X[:80], Y[:80], X[80:], Y[80:])
+    assert set(two.networks_) == {0, 2}
+    np.testing.assert_array_equal(one.predict(X), two.predict(X))
+    # a different seed per task: the two networks are not the same network
+    assert not np.allclose(one.predict(X)[:, 0], SingleTaskNetworks(**{**kw, "random_state": 4}).fit(
+        X[:80], Y[:80], X[80:], Y[80:]).predict(X)[:, 0])
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="n_jobs"):
+            SingleTaskNetworks(n_jobs=bad)
+
+
 def _release_masked(y_true, y_pred, weight, metric):
     """The release's per-task metric (evaluation.py): rows with sample_weight == 1, then sklearn."""
     keep = np.argwhere(weight == 1)[:, 0]

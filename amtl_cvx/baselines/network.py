@@ -45,6 +45,7 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 import numpy as np
+from joblib import Parallel, delayed
 import scipy.sparse as sp
 
 from amtl_cvx._progress import progress_bar
@@ -900,6 +901,12 @@ class MultiTaskNetwork:
         return task_scores(Y, self._predict(X), self.types_)
 
 
+def _fit_one(task_type: str, seed: np.random.SeedSequence, network_params: dict, args: tuple) -> "MultiTaskNetwork":
+    """One task's network of :class:`SingleTaskNetworks` (a joblib job)."""
+    net = MultiTaskNetwork(task_types=task_type, random_state=np.random.default_rng(seed), **network_params)
+    return net.fit(*args)
+
+
 class SingleTaskNetworks:
     """One network per task (same architecture as the multi-task one), each on its own rows.
 
@@ -913,17 +920,24 @@ class SingleTaskNetworks:
         Train only these tasks (predictions of the others are NaN).
     progress : bool, default=False
         Progress bar over tasks.
+    n_jobs : int, optional
+        Networks trained at once, in joblib's worker processes (``None``: one at a time
+        in this process; ``-1``: one per core). Each network has its own seed, so the
+        result does not depend on ``n_jobs``.
     **network_params
         Passed to :class:`MultiTaskNetwork` (``weighting`` is not allowed).
     """
 
     def __init__(self, *, tasks: Sequence[int] | None = None, random_state: int | None = None,
-                 progress: bool = False, **network_params) -> None:
+                 progress: bool = False, n_jobs: int | None = None, **network_params) -> None:
         if "weighting" in network_params or "weighting_params" in network_params:
             raise ValueError("single-task networks take no weighting")
+        if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0):
+            raise ValueError(f"n_jobs must be None or a nonzero integer, got {n_jobs!r}")
         self.tasks = None if tasks is None else [int(t) for t in tasks]
         self.random_state = random_state
         self.progress = bool(progress)
+        self.n_jobs = n_jobs
         self.network_params = dict(network_params)
         task_types = self.network_params.pop("task_types", "binary")
         self.task_types = task_types
@@ -949,20 +963,31 @@ class SingleTaskNetworks:
         self.networks_: dict[int, MultiTaskNetwork] = {}
         self.types_ = types
         self.n_tasks_ = T
+        for t in tasks:
+            if not np.any(~np.isnan(Y[:, t])):
+                raise ValueError(f"task {t} has no labelled training row")
+
+        def job(t: int):
+            rows = np.flatnonzero(~np.isnan(Y[:, t]))
+            args = (X[rows], Y[rows, t])
+            if X_val is not None:
+                vr = np.flatnonzero(~np.isnan(Y_val[:, t]))
+                args += (X_val[vr], Y_val[vr, t])
+            return delayed(_fit_one)(types[t], seeds[t], self.network_params, args)
+
         with progress_bar(self.progress, len(tasks), "single-task networks") as bar:
-            for t in tasks:
-                rows = np.flatnonzero(~np.isnan(Y[:, t]))
-                if rows.size == 0:
-                    raise ValueError(f"task {t} has no labelled training row")
-                net = MultiTaskNetwork(task_types=types[t], random_state=np.random.default_rng(seeds[t]),
-                                       **self.network_params)
-                if X_val is not None:
-                    vr = np.flatnonzero(~np.isnan(Y_val[:, t]))
-                    net.fit(X[rows], Y[rows, t], X_val[vr], Y_val[vr, t])
-                else:
-                    net.fit(X[rows], Y[rows, t])
-                self.networks_[t] = net
-                bar.update(1)
+            if self.n_jobs is None or self.n_jobs == 1:
+                nets = []
+                for t in tasks:
+                    fn, fargs, fkwargs = job(t)
+                    nets.append(fn(*fargs, **fkwargs))
+                    bar.update(1)
+            else:
+                nets = []
+                for net in Parallel(n_jobs=self.n_jobs, return_as="generator")(job(t) for t in tasks):
+                    nets.append(net)
+                    bar.update(1)
+        self.networks_ = dict(zip(tasks, nets))
         return self
 
     def predict(self, X) -> np.ndarray:
