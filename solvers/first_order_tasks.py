@@ -88,8 +88,8 @@ from solvers.tasks import (
     _dot,
     _grams,
     _nrm,
-    _objective_v,
     _prepare,
+    _result,
 )
 
 __all__ = ["solve_tasks_first_order", "REFRESH", "STALL", "COARSE_MAX_T", "COARSE_MAX_K", "LBFGS_MEMORY"]
@@ -529,19 +529,4 @@ def solve_tasks_first_order(
         )
     else:  # pragma: no cover - only the two named losses are dispatched
         raise ValueError(f"loss {lossf.name!r} is not supported by solve_tasks_first_order")
-    with np.errstate(over="ignore", invalid="ignore"):
-        obj = _objective_v(Xl, yl, V, cp, lam_f, lossf, a, ridge_f)
-    if not np.isfinite(obj) and np.all(np.isfinite(V)):
-        raise ValueError(
-            "the W-step objective overflows float64 (targets or lam near 1e154 and beyond); "
-            "rescale the data or lam"
-        )
-    return SolverResult(
-        solution=np.ascontiguousarray(V.T),
-        objective=obj,
-        n_iter=n_iter,
-        converged=bool(cert <= tol_f),
-        certificate=float(cert),
-        tol=tol_f,
-        history=tuple(hist),
-    )
+    return _result(Xl, yl, V, cp, lam_f, lossf, a, ridge_f, n_iter, cert, tol_f, hist)

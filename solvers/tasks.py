@@ -607,6 +607,12 @@ def solve_tasks(
         V, n_iter, cert, hist = _solve_logistic(Xl, yl, V, cp, lam_f, a, ridge_f, tol_f, max_it, record_history)
     else:  # pragma: no cover - only the two named losses are dispatched
         raise ValueError(f"loss {lossf.name!r} is not supported by solve_tasks")
+    return _result(Xl, yl, V, cp, lam_f, lossf, a, ridge_f, n_iter, cert, tol_f, hist)
+
+
+def _result(Xl, yl, V, cp, lam_f, lossf, a, ridge_f, n_iter, cert, tol_f, hist) -> SolverResult:
+    """The W-step's :class:`SolverResult` at ``V`` (T x d); an objective that overflows
+    float64 at a finite ``V`` is a ``ValueError``."""
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
         obj = _objective_v(Xl, yl, V, cp, lam_f, lossf, a, ridge_f)
     if not np.isfinite(obj) and np.all(np.isfinite(V)):
