@@ -70,6 +70,7 @@ from solvers.transfer import (
     _check_ridge,
     _grad_scale,
     _lh_batch,
+    _merge_rescued,
     _nnls_rescue,
     _nnqp_psd,
     transfer_kkt_residual,
@@ -422,20 +423,6 @@ def _compact(idx: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return new_idx, new_x
 
 
-def _put(sup_idx, sup_x, rows, idx, x):
-    """Replace the compact supports of ``rows`` (widening as needed)."""
-    S = max(sup_idx.shape[1], idx.shape[1])
-    if sup_idx.shape[1] < S:
-        pad = S - sup_idx.shape[1]
-        sup_idx = np.pad(sup_idx, ((0, 0), (0, pad)))
-        sup_x = np.pad(sup_x, ((0, 0), (0, pad)))
-    sup_idx[rows] = 0
-    sup_x[rows] = 0.0
-    sup_idx[rows, : idx.shape[1]] = idx
-    sup_x[rows, : x.shape[1]] = x
-    return sup_idx, sup_x
-
-
 def _solve_block(
     W: np.ndarray, p: np.ndarray, rho: float, cols: np.ndarray, sup_idx: np.ndarray, sup_x: np.ndarray,
     tol: float, max_iter: int, record: bool,
@@ -492,7 +479,7 @@ def _solve_block(
         new = np.pad(new, ((0, 0), (w - new.shape[1], 0)), constant_values=-1)
         if rounds > 1:
             frozen[todo[np.all(old == new, axis=1)]] = True
-        sup_idx, sup_x = _put(sup_idx, sup_x, todo, new_idx, new_x)
+        sup_idx, sup_x = _merge_rescued(sup_idx, sup_x, todo, new_idx, new_x)
         sup_idx, sup_x = _compact(sup_idx, sup_x)
         m_next = int(min(T - 1, m * _WS_GROWTH * grow))
         c2, cd2, ok2 = _price_block(W, p, rho, cols[todo], sup_idx[todo], sup_x[todo], norms, scale, m_next,
@@ -507,12 +494,12 @@ def _solve_block(
     if bad.size and bad.size <= _RESCUE_MAX_COLS and (rho == 0 or T <= 3000):
         Wr = W if rho == 0 else np.vstack([W, np.sqrt(rho) * np.eye(T)])
         r_idx, r_x = _nnls_rescue(Wr, p, 1.0, cols[bad])
-        t_idx, t_x = _put(sup_idx.copy(), sup_x.copy(), bad, r_idx, r_x)
+        t_idx, t_x = _merge_rescued(sup_idx, sup_x, bad, r_idx, r_x)
         c3, _, _ = _price_block(W, p, rho, cols[bad], t_idx[bad], t_x[bad], norms, scale, 0, thr_rel)
         better = c3 < cert[bad]
         if better.any():
             keep = bad[better]
-            sup_idx, sup_x = _put(sup_idx, sup_x, keep, t_idx[keep], t_x[keep])
+            sup_idx, sup_x = _merge_rescued(sup_idx, sup_x, keep, t_idx[keep], t_x[keep])
             cert[keep] = c3[better]
         sup_idx, sup_x = _compact(sup_idx, sup_x)
         if record:

@@ -86,10 +86,10 @@ from solvers.tasks import (
     _check_W,
     _Coupling,
     _dot,
-    _grams,
     _nrm,
     _prepare,
     _result,
+    _unit_grams,
 )
 
 __all__ = ["solve_tasks_first_order", "REFRESH", "STALL", "COARSE_MAX_T", "COARSE_MAX_K", "LBFGS_MEMORY"]
@@ -508,14 +508,7 @@ def solve_tasks_first_order(
     V = np.zeros((T, d)) if W0 is None else _check_W(W0, d, T, "W0").T.copy()
     cp = _Coupling(Bv)
     if lossf.name == "squared":
-        if grams is None:
-            grams = _grams(Xl, yl)
-        elif not isinstance(grams, TaskGrams) or grams.gram.shape != (T, d, d):
-            raise ValueError(f"grams must be a TaskGrams for {T} tasks with {d} features")
-        sigma = max(float(np.max(np.abs(y))) for y in yl)
-        if sigma in (0.0, 1.0):
-            sigma = 1.0
-        unit = TaskGrams(gram=grams.gram, xty=grams.xty / sigma, n=grams.n)
+        grams, unit, sigma = _unit_grams(grams, Xl, yl)
         V, n_iter, cert, hist = _solve_squared(
             unit, V / sigma, cp, lam_f, a, ridge_f, tol_f, max_it, record_history, _eig(grams)
         )

@@ -590,17 +590,7 @@ def solve_tasks(
     V = np.zeros((T, d)) if W0 is None else _check_W(W0, d, T, "W0").T.copy()
     cp = _Coupling(Bv)
     if lossf.name == "squared":
-        if grams is None:
-            grams = _grams(Xl, yl)
-        elif not isinstance(grams, TaskGrams) or grams.gram.shape != (T, d, d):
-            raise ValueError(f"grams must be a TaskGrams for {T} tasks with {d} features")
-        # Homogeneous in the targets: solved in units where max |y| = 1 (W / sigma, the
-        # objective / sigma^2, the same certificate), so targets of 1e-160 or 1e154
-        # neither underflow nor overflow on the way.
-        sigma = max(float(np.max(np.abs(y))) for y in yl)
-        if sigma in (0.0, 1.0):
-            sigma = 1.0
-        unit = TaskGrams(gram=grams.gram, xty=grams.xty / sigma, n=grams.n)
+        grams, unit, sigma = _unit_grams(grams, Xl, yl)
         V, n_iter, cert, hist = _solve_squared(unit, V / sigma, cp, lam_f, a, ridge_f, tol_f, max_it, record_history)
         V = V * sigma
     elif lossf.name == "logistic":
@@ -608,6 +598,22 @@ def solve_tasks(
     else:  # pragma: no cover - only the two named losses are dispatched
         raise ValueError(f"loss {lossf.name!r} is not supported by solve_tasks")
     return _result(Xl, yl, V, cp, lam_f, lossf, a, ridge_f, n_iter, cert, tol_f, hist)
+
+
+def _unit_grams(grams: TaskGrams | None, Xl, yl) -> tuple[TaskGrams, TaskGrams, float]:
+    """The squared W-step's Gram matrices (checked, or computed), the same in units where
+    ``max |y| = 1``, and that unit ``sigma``. The step is homogeneous in the targets
+    (``W / sigma``, the objective ``/ sigma^2``, the same certificate), so targets of
+    1e-160 or 1e154 neither underflow nor overflow on the way."""
+    T, d = len(Xl), Xl[0].shape[1]
+    if grams is None:
+        grams = _grams(Xl, yl)
+    elif not isinstance(grams, TaskGrams) or grams.gram.shape != (T, d, d):
+        raise ValueError(f"grams must be a TaskGrams for {T} tasks with {d} features")
+    sigma = max(float(np.max(np.abs(y))) for y in yl)
+    if sigma in (0.0, 1.0):
+        sigma = 1.0
+    return grams, TaskGrams(gram=grams.gram, xty=grams.xty / sigma, n=grams.n), sigma
 
 
 def _result(Xl, yl, V, cp, lam_f, lossf, a, ridge_f, n_iter, cert, tol_f, hist) -> SolverResult:
