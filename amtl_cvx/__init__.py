@@ -2,9 +2,24 @@
 
 Lee, Yang & Hwang, "Asymmetric Multi-task Learning Based on Task Relatedness and
 Loss", ICML 2016.
+
+The package, in the order its parts depend on each other: :mod:`amtl_cvx.data` (tasks,
+loaders, generators) -> :mod:`amtl_cvx.problems` (the objective and its CVXPY
+statements) -> :mod:`amtl_cvx.algorithms` (Algorithm 1 and 2 and their backends) ->
+:mod:`amtl_cvx.estimators` (scikit-learn estimators, metrics, persistence) ->
+:mod:`amtl_cvx.model_selection` (choosing ``lam`` and ``mu``).
 """
 
-from amtl_cvx.data import MultiTaskData, MultiTaskDataset
+from amtl_cvx.algorithms import AMTLFit, fit_alternating, fit_curriculum
+from amtl_cvx.data import (
+    MultiTaskData,
+    MultiTaskDataset,
+    load_release_mat,
+    make_classification_tasks,
+    make_regression_tasks,
+    make_tabular_tasks,
+    save_release_mat,
+)
 from amtl_cvx.estimators import (
     AMTLClassifier,
     AMTLRegressor,
@@ -14,12 +29,9 @@ from amtl_cvx.estimators import (
     stack_tasks,
     task_preprocessor,
 )
-from amtl_cvx.fit import AMTLFit, fit_alternating, fit_curriculum
-from amtl_cvx.generators import make_classification_tasks, make_regression_tasks, make_tabular_tasks
-from amtl_cvx.loaders import load_release_mat, save_release_mat
+from amtl_cvx.estimators.persistence import load_model, save_model
 from amtl_cvx.model_selection import TaskKFold, evaluate_grid
-from amtl_cvx.objective import amtl_objective, task_losses
-from amtl_cvx.persistence import load_model, save_model
+from amtl_cvx.problems.objective import amtl_objective, task_losses
 
 __version__ = "0.1.0"
 

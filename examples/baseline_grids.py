@@ -22,9 +22,9 @@ from sklearn.model_selection import ParameterGrid
 from threadpoolctl import threadpool_limits
 
 from amtl_cvx import load_release_mat, make_tabular_tasks
-from amtl_cvx.backends import ConvergenceWarning
+from amtl_cvx.algorithms import ConvergenceWarning
 from amtl_cvx.baselines.multitask import MULTITASK_BASELINES
-from amtl_cvx.selection import select_baseline
+from amtl_cvx.model_selection import select_baseline
 
 
 def main() -> None:

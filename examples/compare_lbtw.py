@@ -7,7 +7,7 @@ Usage::
 
 1. Generates PCBA-like data (binary fingerprints, rare positives, missing labels, groups of
    related tasks and unrelated ones), writes it as gzip-compressed fold files in the LBTW
-   release's layout and loads them back with :func:`amtl_cvx.pcba.load_pcba_folds`.
+   release's layout and loads them back with :func:`amtl_cvx.data.pcba.load_pcba_folds`.
 2. Runs single-task networks, the shared-bottom network with equal, LBTW (alpha 0.1, 0.5),
    GradNorm (alpha 0.1, 0.5) and RMTL (cosine) weighting, fine-tuning (with
    ``--preset release``), single-task logistic regression and AMTL; prints mean test
@@ -34,9 +34,10 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from amtl_cvx.compare import compare_pcba, compare_usps, format_comparison, plot_negative_transfer  # noqa: E402
-from amtl_cvx.loaders import load_release_mat  # noqa: E402
-from amtl_cvx.pcba import load_pcba_folds, make_pcba_like, write_pcba_folds  # noqa: E402
+from amtl_cvx.lbtw.comparison import compare_pcba, compare_usps
+from amtl_cvx.lbtw.report import format_comparison, plot_negative_transfer
+from amtl_cvx.data import load_release_mat
+from amtl_cvx.data.pcba import load_pcba_folds, make_pcba_like, write_pcba_folds
 
 
 def _save(comp, out: str) -> None:

@@ -23,9 +23,9 @@ import warnings
 
 import numpy as np
 
-from amtl_cvx.fit import fit_alternating
-from amtl_cvx.loaders import load_release_mat
-from amtl_cvx.metrics import task_errors
+from amtl_cvx.algorithms import fit_alternating
+from amtl_cvx.data import load_release_mat
+from amtl_cvx.estimators.metrics import task_errors
 
 LAMS = (0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 MUS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from amtl_cvx import load_release_mat
-from amtl_cvx.backends import ConvergenceWarning
-from amtl_cvx.metrics import one_vs_all_accuracy, task_rmse
-from amtl_cvx.selection import grid_edges, select_amtl, select_baseline, select_single_task
+from amtl_cvx.algorithms import ConvergenceWarning
+from amtl_cvx.estimators.metrics import one_vs_all_accuracy, task_rmse
+from amtl_cvx.model_selection import grid_edges, select_amtl, select_baseline, select_single_task
 
 LAMS = (0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 MUS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -61,7 +61,7 @@ def _figures(name: str, fit, outdir: Path | None) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from amtl_cvx.plotting import plot_objective_history, plot_transfer_matrix
+    from amtl_cvx.tools.plotting import plot_objective_history, plot_transfer_matrix
 
     outdir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

@@ -9,7 +9,7 @@ Usage (from the repository root; one measurement per process, so run it once per
 
 ``STEP`` is bstep, wstep or curriculum; ``FORM`` is ``dpp`` (forced, whatever the memory
 model says), ``constant`` (forced) or ``auto`` (the package's choice). The instance is
-``amtl_cvx.verification.make_instance`` on a planted problem (``make_regression_tasks`` or
+``amtl_cvx.tools.verification.make_instance`` on a planted problem (``make_regression_tasks`` or
 ``make_classification_tasks`` with ``D - 1`` features plus the bias, 30 rows per task by
 default). Prints one JSON line: wall time, the peak growth of the resident set (Linux
 ``clear_refs`` / ``VmHWM``) and the status. These are the measurements behind
@@ -26,9 +26,9 @@ import sys
 import time
 
 from amtl_cvx import make_classification_tasks, make_regression_tasks
-from amtl_cvx.benchmark import _memory_mark, _memory_peak_since
+from amtl_cvx.tools.timing import memory_mark as _memory_mark, memory_peak_since as _memory_peak_since
 from amtl_cvx.problems import memory
-from amtl_cvx.verification import _cvxpy_solve, make_instance
+from amtl_cvx.tools.verification import _cvxpy_solve, make_instance
 
 
 def main(argv: list[str]) -> None:

@@ -24,8 +24,8 @@ import cvxpy as cp
 import numpy as np
 
 from amtl_cvx import Variant, fit_alternating, load_release_mat, make_regression_tasks
-from amtl_cvx.generators import IMBALANCED_SIZES
-from amtl_cvx.metrics import task_rmse
+from amtl_cvx.data import IMBALANCED_SIZES
+from amtl_cvx.estimators.metrics import task_rmse
 
 # ------------------------------------------------------------ the user code: 3 variants
 # 1. column sums of B at most 1 (4 lines)

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-import amtl_cvx.fit as fitmod
+import amtl_cvx.algorithms.alternating as fitmod
 from amtl_cvx import fit_alternating, load_release_mat
-from amtl_cvx.backends import ConvergenceWarning, FastBackend
-from amtl_cvx.objective import wstep_objective
+from amtl_cvx.algorithms import ConvergenceWarning
+from amtl_cvx.algorithms.backends import FastBackend
+from amtl_cvx.problems.objective import wstep_objective
 from amtl_cvx.problems import TasksProblem
 from solvers.first_order_tasks import solve_tasks_first_order
 from solvers.tasks import precompute_grams, solve_tasks

@@ -45,7 +45,7 @@ with ``g_w = grad L_t(w) + 2 lam (w - W_S b) + 2 ridge w`` and
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -58,7 +58,9 @@ from solvers.losses import (
     _check_task,
     get_loss,
 )
-from solvers.result import SolverResult
+from solvers.nnqp import _EPS, nnqp
+from solvers.result import SolverResult, _Stop
+
 
 __all__ = [
     "solve_curriculum_step",
@@ -66,160 +68,6 @@ __all__ = [
     "curriculum_gradient",
     "nnqp",
 ]
-
-_EPS = np.finfo(np.float64).eps
-
-
-# ----------------------------------------------------------------------------
-# Exact nonnegative QP  min_{b >= 0} 1/2 ||v - A b||^2 + q' b
-# ----------------------------------------------------------------------------
-
-
-def nnqp(
-    A: np.ndarray,
-    v: np.ndarray,
-    q: np.ndarray,
-    *,
-    b0: np.ndarray | None = None,
-    kkt_tol: float | None = None,
-    max_iter: int | None = None,
-) -> tuple[np.ndarray, int, bool]:
-    """Solve ``min_{b >= 0} 1/2 ||v - A b||^2 + q' b`` exactly (active set).
-
-    Parameters
-    ----------
-    A : numpy.ndarray
-        (m, k) matrix (any rank).
-    v : numpy.ndarray
-        (m,) target.
-    q : numpy.ndarray
-        (k,) linear penalty, ``q >= 0`` (so the problem is bounded below).
-    b0 : numpy.ndarray, optional
-        (k,) feasible warm start (``b0 >= 0``); its support seeds the active set.
-    kkt_tol : float, optional
-        Stop when every gradient entry off the support is ``>= -kkt_tol``.
-        Default ``1e-13 * max(||A'v||_inf, ||q||_inf)`` (``1e-13`` when both are 0).
-    max_iter : int, optional
-        Maximum number of support changes (default ``3 (k + m) + 50``).
-
-    Returns
-    -------
-    b : numpy.ndarray
-        (k,) minimiser, exactly ``>= 0`` with exact zeros off the support.
-    n_iter : int
-        Support changes performed.
-    ok : bool
-        False when ``max_iter`` stopped the method or no admissible index remained.
-    """
-    m, k = A.shape
-    if k == 0:
-        return np.zeros(0), 0, True
-    Atv = A.T @ v
-    scale = max(float(np.max(np.abs(Atv))), float(np.max(np.abs(q)))) or 1.0
-    if kkt_tol is None:
-        kkt_tol = 1e-13 * scale
-    if max_iter is None:
-        max_iter = 3 * (k + m) + 50
-    if b0 is None:
-        b = np.zeros(k)
-    else:
-        b = np.maximum(np.asarray(b0, dtype=np.float64), 0.0)
-    P = b > 0
-    banned = np.zeros(k, dtype=bool)
-    n_iter = 0
-    ok = True
-    col_norm = np.sqrt(np.einsum("ij,ij->j", A, A))
-    while True:
-        # ---- inner loop: minimise over span(P) keeping b_P >= 0 ----------------
-        for _ in range(k + 2):
-            idx = np.flatnonzero(P)
-            if idx.size == 0:
-                b[:] = 0.0
-                break
-            AP = A[:, idx]
-            bP = b[idx]
-            gP = AP.T @ (AP @ bP - v) + q[idx]
-            _, sv, Vt = np.linalg.svd(AP, full_matrices=False)
-            rtol = (sv[0] if sv.size else 0.0) * max(AP.shape) * _EPS * 16
-            r = int(np.sum(sv > rtol))
-            Vr = Vt[:r]
-            proj = Vr.T @ (Vr @ gP)
-            gN = gP - proj
-            ray = float(np.linalg.norm(gN)) > kkt_tol
-            if ray:
-                p = -gN
-            else:
-                p = -(Vr.T @ ((Vr @ gP) / sv[:r] ** 2))
-            z = bP + p
-            if not ray and np.all(z > 0):
-                b[idx] = z
-                break
-            neg = p < 0
-            if ray and not np.any(neg):  # pragma: no cover - impossible with q >= 0
-                ok = False
-                break
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratios = np.where(neg, bP / np.where(neg, -p, 1.0), np.inf)
-            j = int(np.argmin(ratios))
-            alpha = float(ratios[j])
-            if not ray:
-                alpha = min(alpha, 1.0)
-            bP = bP + alpha * p
-            bP[j] = 0.0
-            bP[bP <= 0] = 0.0
-            b[idx] = bP
-            P[idx[bP <= 0]] = False
-            b[~P] = 0.0
-        # ---- optimality check off the support -----------------------------------
-        g = A.T @ (A @ b - v) + q
-        cand = (~P) & (~banned) & (g < -kkt_tol)
-        if not np.any(cand):
-            break
-        if n_iter >= max_iter:
-            ok = False
-            break
-        # most negative gradient, scaled by column norm (steepest edge)
-        score = np.where(cand, g / np.maximum(col_norm, 1e-300), np.inf)
-        j = int(np.argmin(score))
-        P[j] = True
-        n_iter += 1
-        # if the exact step on the enlarged support would not raise b_j (numerical
-        # degeneracy), drop j again and exclude it until the support changes
-        if _step_drops(A, v, q, b, P, j, kkt_tol):
-            banned[j] = True
-        else:
-            banned[:] = False
-    b[b < 0] = 0.0
-    return b, n_iter, ok
-
-
-def _step_drops(
-    A: np.ndarray, v: np.ndarray, q: np.ndarray, b: np.ndarray, P: np.ndarray, j: int, kkt_tol: float
-) -> bool:
-    """Check whether adding ``j`` yields a positive coordinate (LH progress test).
-
-    Returns True when the exact step on ``P`` would make ``b_j <= 0`` (numerical
-    degeneracy), in which case ``j`` is removed from ``P`` again.
-    """
-    idx = np.flatnonzero(P)
-    AP = A[:, idx]
-    bP = b[idx]
-    gP = AP.T @ (AP @ bP - v) + q[idx]
-    _, sv, Vt = np.linalg.svd(AP, full_matrices=False)
-    rtol = (sv[0] if sv.size else 0.0) * max(AP.shape) * _EPS * 16
-    r = int(np.sum(sv > rtol))
-    Vr = Vt[:r]
-    gN = gP - Vr.T @ (Vr @ gP)
-    if float(np.linalg.norm(gN)) > kkt_tol:
-        p = -gN
-    else:
-        p = -(Vr.T @ ((Vr @ gP) / sv[:r] ** 2))
-    pos = int(np.searchsorted(idx, j))
-    if p[pos] > 0:
-        return False
-    P[j] = False
-    return True
-
 
 # ----------------------------------------------------------------------------
 # Validation, objective, gradient, certificate
@@ -263,22 +111,56 @@ def _check_wb(w: Any, b: Any, d: int, k: int, wname: str, bname: str) -> tuple[n
     return wa, ba
 
 
-def _objective(
-    X: np.ndarray, y: np.ndarray, w: np.ndarray, b: np.ndarray, WS: np.ndarray, q: np.ndarray,
-    lam: float, lossf: Loss, ridge: float,
-) -> float:
-    r = w - WS @ b
-    return float(lossf.value(X, y, w) + lam * (r @ r) + q @ b + ridge * (w @ w))
+@dataclass(frozen=True)
+class _Step:
+    """A checked curriculum step (the output of :func:`_prepare`): the new task ``X``,
+    ``y``, the frozen columns ``WS``, the penalties ``q``, ``lam``, the loss ``lossf``
+    and ``ridge``."""
+
+    X: np.ndarray
+    y: np.ndarray
+    WS: np.ndarray
+    q: np.ndarray
+    lam: float
+    lossf: Loss
+    ridge: float
+
+    def unit_scale(self) -> float:
+        """``max(|y|, |W_S|)``: the squared step is solved in units where it is 1."""
+        return max(float(np.max(np.abs(self.y))), float(np.max(np.abs(self.WS))) if self.WS.size else 0.0)
+
+    def scaled(self, sigma: float) -> _Step:
+        """The squared step in units scaled by ``1 / sigma`` (``y``, ``W_S`` divided by
+        ``sigma``, ``q`` by ``sigma**2``): the objective divided by ``sigma**2``, ``b``
+        and the certificate unchanged."""
+        return replace(self, y=self.y / sigma, WS=self.WS / sigma, q=self.q / sigma / sigma)
 
 
-def _grad(
-    X: np.ndarray, y: np.ndarray, w: np.ndarray, b: np.ndarray, WS: np.ndarray, q: np.ndarray,
-    lam: float, lossf: Loss, ridge: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    r = w - WS @ b
-    gw = lossf.gradient(X, y, w) + 2.0 * lam * r + 2.0 * ridge * w
-    gb = q - 2.0 * lam * (WS.T @ r)
+def _objective(st: _Step, w: np.ndarray, b: np.ndarray) -> float:
+    r = w - st.WS @ b
+    return float(st.lossf.value(st.X, st.y, w) + st.lam * (r @ r) + st.q @ b + st.ridge * (w @ w))
+
+
+def _grad(st: _Step, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r = w - st.WS @ b
+    gw = st.lossf.gradient(st.X, st.y, w) + 2.0 * st.lam * r + 2.0 * st.ridge * w
+    gb = st.q - 2.0 * st.lam * (st.WS.T @ r)
     return gw, gb
+
+
+def _in_original_units(st: _Step, unit: SolverResult, sigma: float) -> SolverResult:
+    """The result of a solve of ``st.scaled(sigma)`` in the units of ``st``; an objective
+    that overflows float64 is a ``ValueError``."""
+    w, b = unit.solution
+    w = w * sigma
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+        objective = _objective(st, w, b)
+    if not np.isfinite(objective):
+        raise ValueError(
+            f"the curriculum step's objective overflows float64 (max |y|, |W_S| = {sigma:g}); "
+            "rescale the data"
+        )
+    return replace(unit, solution=(w, b), objective=objective)
 
 
 def _cert(gw: np.ndarray, gb: np.ndarray, b: np.ndarray, ref: float) -> float:
@@ -331,11 +213,11 @@ def curriculum_objective(
     ValueError
         On invalid input (the message names the argument).
     """
-    Xa, ya, WS, qa, lam_f, lossf, ridge_f = _prepare(X, y, W_S, q, lam, loss, ridge)
-    wa, ba = _check_wb(w, b, Xa.shape[1], WS.shape[1], "w", "b")
+    st = _Step(*_prepare(X, y, W_S, q, lam, loss, ridge))
+    wa, ba = _check_wb(w, b, st.X.shape[1], st.WS.shape[1], "w", "b")
     if wa is None or ba is None:
         raise ValueError("w and b are required")
-    return _objective(Xa, ya, wa, ba, WS, qa, lam_f, lossf, ridge_f)
+    return _objective(st, wa, ba)
 
 
 def curriculum_gradient(
@@ -355,11 +237,11 @@ def curriculum_gradient(
     ``g_w = grad L_t(w) + 2 lam (w - W_S b) + 2 ridge w`` and
     ``g_b = q - 2 lam W_S' (w - W_S b)``.
     """
-    Xa, ya, WS, qa, lam_f, lossf, ridge_f = _prepare(X, y, W_S, q, lam, loss, ridge)
-    wa, ba = _check_wb(w, b, Xa.shape[1], WS.shape[1], "w", "b")
+    st = _Step(*_prepare(X, y, W_S, q, lam, loss, ridge))
+    wa, ba = _check_wb(w, b, st.X.shape[1], st.WS.shape[1], "w", "b")
     if wa is None or ba is None:
         raise ValueError("w and b are required")
-    return _grad(Xa, ya, wa, ba, WS, qa, lam_f, lossf, ridge_f)
+    return _grad(st, wa, ba)
 
 
 # ----------------------------------------------------------------------------
@@ -430,32 +312,32 @@ def solve_curriculum_step(
     ValueError
         On invalid input (the message names the argument).
     """
-    Xa, ya, WS, qa, lam_f, lossf, ridge_f = _prepare(X, y, W_S, q, lam, loss, ridge)
+    st = _Step(*_prepare(X, y, W_S, q, lam, loss, ridge))
     tol_f, max_it = _check_solver_options(tol, max_iter)
-    d, k = WS.shape
+    d, k = st.WS.shape
     wa, ba = _check_wb(w0, b0, d, k, "w0", "b0")
-    if lossf.name == "squared":
+    if st.lossf.name == "squared":
         # The squared step is homogeneous: (y, W_S, q, w) -> (y, W_S, q / sigma, w) / sigma
         # divides the objective by sigma^2 and leaves b and the certificate unchanged.
         # Solved in units where max(|y|, |W_S|) = 1, so that no magnitude of the data
         # (1e-160 or 1e150) underflows or overflows on the way.
-        sigma = max(float(np.max(np.abs(ya))), float(np.max(np.abs(WS))) if WS.size else 0.0)
+        sigma = st.unit_scale()
         if sigma not in (0.0, 1.0):
+            u = st.scaled(sigma)
             unit = solve_curriculum_step(
-                Xa, ya / sigma, WS / sigma, qa / sigma / sigma, lam_f, loss="squared", ridge=ridge_f,
+                u.X, u.y, u.WS, u.q, st.lam, loss="squared", ridge=st.ridge,
                 w0=None if wa is None else wa / sigma, b0=ba, tol=tol_f, max_iter=max_it,
                 record_history=record_history,
             )
-            w, b = unit.solution
-            w = w * sigma
-            with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
-                objective = _objective(Xa, ya, w, b, WS, qa, lam_f, lossf, ridge_f)
-            if not np.isfinite(objective):
-                raise ValueError(
-                    f"the curriculum step's objective overflows float64 (max |y|, |W_S| = {sigma:g}); "
-                    "rescale the data"
-                )
-            return replace(unit, solution=(w, b), objective=objective)
+            return _in_original_units(st, unit, sigma)
+    return _solve(st, wa, ba, _Stop(tol_f, max_it, record_history))
+
+
+def _solve(st: _Step, wa: np.ndarray | None, ba: np.ndarray | None, stop: _Stop) -> SolverResult:
+    """:func:`solve_curriculum_step` on checked input (squared: in its units)."""
+    Xa, ya, WS, qa, lam_f, lossf = st.X, st.y, st.WS, st.q, st.lam, st.lossf
+    tol_f, max_it, record_history = stop.tol, stop.max_iter, stop.record
+    d = WS.shape[0]
     gL0 = lossf.gradient(Xa, ya, np.zeros(d))
     ref = float(np.sqrt(gL0 @ gL0 + qa @ qa)) or 1.0
     hist: list[float] = []
@@ -463,7 +345,7 @@ def solve_curriculum_step(
     def done(w: np.ndarray, b: np.ndarray, n_iter: int, cert: float) -> SolverResult:
         return SolverResult(
             solution=(w, b),
-            objective=_objective(Xa, ya, w, b, WS, qa, lam_f, lossf, ridge_f),
+            objective=_objective(st, w, b),
             n_iter=n_iter,
             converged=bool(cert <= tol_f),
             certificate=float(cert),
@@ -472,7 +354,7 @@ def solve_curriculum_step(
         )
 
     if wa is not None and ba is not None:
-        gw, gb = _grad(Xa, ya, wa, ba, WS, qa, lam_f, lossf, ridge_f)
+        gw, gb = _grad(st, wa, ba)
         cert = _cert(gw, gb, ba, ref)
         if cert <= tol_f or max_it == 0:
             return done(wa.copy(), ba.copy(), 0, cert)
@@ -480,10 +362,8 @@ def solve_curriculum_step(
 
     if lossf.name == "squared":
         n = Xa.shape[0]
-        w, b, n_iter = _solve_quadratic(
-            Xa.T @ Xa / n, Xa.T @ ya / n, WS, qa, lam_f, ridge_f, ba, kkt_tol, max_it
-        )
-        gw, gb = _grad(Xa, ya, w, b, WS, qa, lam_f, lossf, ridge_f)
+        w, b, n_iter = _solve_quadratic(Xa.T @ Xa / n, Xa.T @ ya / n, st, ba, kkt_tol, max_it)
+        gw, gb = _grad(st, w, b)
         cert = _cert(gw, gb, b, ref)
         if record_history:
             hist.append(cert)
@@ -497,17 +377,15 @@ def solve_curriculum_step(
         b, _, _ = nnqp(s2 * WS, s2 * w, qa, kkt_tol=kkt_tol)
     else:
         b = ba.copy()
-    f = _objective(Xa, ya, w, b, WS, qa, lam_f, lossf, ridge_f)
-    gw, gb = _grad(Xa, ya, w, b, WS, qa, lam_f, lossf, ridge_f)
+    f = _objective(st, w, b)
+    gw, gb = _grad(st, w, b)
     cert = _cert(gw, gb, b, ref)
     n_iter = 0
     while cert > tol_f and n_iter < max_it:
         H = lossf.hessian(Xa, ya, w)
         gl = lossf.gradient(Xa, ya, w)
         # model: L(w_k) + gl'(w - w_k) + 1/2 (w - w_k)' H (w - w_k), linear term H w_k - gl
-        w_new, b_new, _ = _solve_quadratic(
-            H, H @ w - gl, WS, qa, lam_f, ridge_f, b, kkt_tol, None
-        )
+        w_new, b_new, _ = _solve_quadratic(H, H @ w - gl, st, b, kkt_tol, None)
         dw, db = w_new - w, b_new - b
         slope = float(gw @ dw + gb @ db)
         step = 1.0
@@ -517,12 +395,12 @@ def solve_curriculum_step(
                 wn, bn = w_new, b_new
             else:
                 wn, bn = w + step * dw, np.maximum(b + step * db, 0.0)
-            fn = _objective(Xa, ya, wn, bn, WS, qa, lam_f, lossf, ridge_f)
+            fn = _objective(st, wn, bn)
             if fn <= f + 1e-4 * step * min(slope, 0.0):
                 accepted = True
                 break
             if abs(fn - f) <= 1e-13 * abs(f):
-                gwn, gbn = _grad(Xa, ya, wn, bn, WS, qa, lam_f, lossf, ridge_f)
+                gwn, gbn = _grad(st, wn, bn)
                 if _cert(gwn, gbn, bn, ref) < cert:
                     accepted = True
                     break
@@ -533,7 +411,7 @@ def solve_curriculum_step(
                 hist.append(cert)
             break
         w, b, f = wn, bn, fn
-        gw, gb = _grad(Xa, ya, w, b, WS, qa, lam_f, lossf, ridge_f)
+        gw, gb = _grad(st, w, b)
         cert = _cert(gw, gb, b, ref)
         if record_history:
             hist.append(cert)
@@ -541,15 +419,7 @@ def solve_curriculum_step(
 
 
 def _solve_quadratic(
-    Hm: np.ndarray,
-    c: np.ndarray,
-    WS: np.ndarray,
-    q: np.ndarray,
-    lam: float,
-    ridge: float,
-    b0: np.ndarray | None,
-    kkt_tol: float,
-    max_iter: int | None,
+    Hm: np.ndarray, c: np.ndarray, st: _Step, b0: np.ndarray | None, kkt_tol: float, max_iter: int | None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Exactly solve ``min_{w, b>=0} 1/2 w'Hm w - c'w + lam ||w - W_S b||^2 + q'b + ridge ||w||^2``.
 
@@ -557,8 +427,10 @@ def _solve_quadratic(
     2 (lam + ridge)`` and ``mu = 2 lam (eig(Hm) + 2 ridge) / alpha`` the reduced
     problem is ``min_{b >= 0} 1/2 ||v - A b||^2 + q'b`` with ``A = diag(sqrt(mu)) E'W_S``
     and ``v = 2 lam diag(1/sqrt(mu)) (E'c / alpha)``; then
-    ``w = E diag(1/alpha) E'(c + 2 lam W_S b)``. Returns ``(w, b, nnqp iterations)``.
+    ``w = E diag(1/alpha) E'(c + 2 lam W_S b)`` (``W_S``, ``q``, ``lam``, ``ridge`` from
+    ``st``). Returns ``(w, b, nnqp iterations)``.
     """
+    WS, q, lam, ridge = st.WS, st.q, st.lam, st.ridge
     d = Hm.shape[0]
     gam, E = np.linalg.eigh((Hm + Hm.T) / 2.0)
     gam = np.maximum(gam, 0.0)

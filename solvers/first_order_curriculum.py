@@ -54,14 +54,13 @@ minimiser, the limit of the iteration from the start (``(0, 0)`` by default).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from solvers.curriculum import _cert, _check_wb, _grad, _objective, _prepare
-from solvers.losses import Loss, _check_solver_options
-from solvers.result import SolverResult
+from solvers.curriculum import _cert, _check_wb, _grad, _in_original_units, _objective, _prepare, _Step
+from solvers.losses import _check_solver_options
+from solvers.result import SolverResult, _Stop
 
 __all__ = ["solve_curriculum_step_first_order"]
 
@@ -120,10 +119,10 @@ def _support_solve(H: np.ndarray, lin: np.ndarray, z: np.ndarray, d: int) -> np.
 
 
 def _apg(
-    X: np.ndarray, y: np.ndarray, WS: np.ndarray, q: np.ndarray, lam: float, lossf: Loss,
-    ridge: float, w: np.ndarray, b: np.ndarray, ref: float, tol: float, max_iter: int,
-    record: bool, sigma: float = 1.0,
+    st: _Step, w: np.ndarray, b: np.ndarray, ref: float, stop: _Stop, sigma: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, int, float, list[float]]:
+    X, y, WS, q, lam, lossf, ridge = st.X, st.y, st.WS, st.q, st.lam, st.lossf, st.ridge
+    tol, max_iter, record = stop.tol, stop.max_iter, stop.record
     n, d = X.shape
     squared = lossf.name == "squared"
     H, dinv, L = _metric(X, WS, lam, ridge, 1.0 if squared else 0.25)
@@ -132,7 +131,7 @@ def _apg(
 
     def exact_grad(z: np.ndarray) -> np.ndarray:
         """The gradient by the shared code (the one the certificate is defined with)."""
-        gw, gb = _grad(X, y, z[:d], z[d:], WS, q, lam, lossf, ridge)
+        gw, gb = _grad(st, z[:d], z[d:])
         return np.concatenate([gw, gb])
 
     if squared:
@@ -282,53 +281,37 @@ def solve_curriculum_step_first_order(
     ValueError
         On invalid input (the message names the argument).
     """
-    Xa, ya, WS, qa, lam_f, lossf, ridge_f = _prepare(X, y, W_S, q, lam, loss, ridge)
+    st = _Step(*_prepare(X, y, W_S, q, lam, loss, ridge))
     tol_f, max_it = _check_solver_options(tol, max_iter)
-    d, k = WS.shape
+    d, k = st.WS.shape
     wa, ba = _check_wb(w0, b0, d, k, "w0", "b0")
-    return _solve(Xa, ya, WS, qa, lam_f, lossf, ridge_f, wa, ba, tol_f, max_it, record_history, 1.0)
+    return _solve(st, wa, ba, _Stop(tol_f, max_it, record_history), 1.0)
 
 
-def _solve(
-    Xa: np.ndarray, ya: np.ndarray, WS: np.ndarray, qa: np.ndarray, lam_f: float, lossf: Loss,
-    ridge_f: float, wa: np.ndarray | None, ba: np.ndarray | None, tol_f: float, max_it: int,
-    record_history: bool, sigma: float,
-) -> SolverResult:
+def _solve(st: _Step, wa: np.ndarray | None, ba: np.ndarray | None, stop: _Stop, sigma: float) -> SolverResult:
     """The solve on validated input; ``sigma`` is the scale of the units (see ``_original_cert``)."""
+    tol_f, max_it = stop.tol, stop.max_iter
+    Xa, ya, WS, qa, lossf = st.X, st.y, st.WS, st.q, st.lossf
     d, k = WS.shape
     if lossf.name == "squared" and sigma == 1.0:
-        scale = max(float(np.max(np.abs(ya))), float(np.max(np.abs(WS))) if WS.size else 0.0)
+        scale = st.unit_scale()
         if scale not in (0.0, 1.0):
             sigma = scale
-            unit = _solve(
-                Xa, ya / sigma, WS / sigma, qa / sigma / sigma, lam_f, lossf, ridge_f,
-                None if wa is None else wa / sigma, ba, tol_f, max_it, record_history, sigma,
-            )
-            w, b = unit.solution
-            w = w * sigma
-            with np.errstate(over="ignore", invalid="ignore"):
-                objective = _objective(Xa, ya, w, b, WS, qa, lam_f, lossf, ridge_f)
-            if not np.isfinite(objective):
-                raise ValueError(
-                    f"the curriculum step's objective overflows float64 (max |y|, |W_S| = {sigma:g}); "
-                    "rescale the data"
-                )
-            return replace(unit, solution=(w, b), objective=objective)
+            unit = _solve(st.scaled(sigma), None if wa is None else wa / sigma, ba, stop, sigma)
+            return _in_original_units(st, unit, sigma)
     gL0 = lossf.gradient(Xa, ya, np.zeros(d))
     ref = float(np.sqrt(gL0 @ gL0 + qa @ qa)) or 1.0
     w = np.zeros(d) if wa is None else wa.copy()
     b = np.zeros(k) if ba is None else ba.copy()
     n_iter, hist = 0, []
     if max_it > 0:
-        w, b, n_iter, cert, hist = _apg(
-            Xa, ya, WS, qa, lam_f, lossf, ridge_f, w, b, ref, tol_f, max_it, record_history, sigma
-        )
+        w, b, n_iter, cert, hist = _apg(st, w, b, ref, stop, sigma)
     # the reported certificate is recomputed at the returned point by the shared code
-    gw, gb = _grad(Xa, ya, w, b, WS, qa, lam_f, lossf, ridge_f)
+    gw, gb = _grad(st, w, b)
     cert = _cert(gw, gb, b, ref)
     return SolverResult(
         solution=(w, b),
-        objective=_objective(Xa, ya, w, b, WS, qa, lam_f, lossf, ridge_f),
+        objective=_objective(st, w, b),
         n_iter=n_iter,
         converged=bool(cert <= tol_f),
         certificate=float(cert),

@@ -74,23 +74,14 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.linalg import lapack
 
 from solvers.losses import _check_solver_options, _immutable
-from solvers.result import SolverResult
-from solvers.tasks import (
-    TaskGrams,
-    _backtrack,
-    _bmv,
-    _check_W,
-    _Coupling,
-    _dot,
-    _nrm,
-    _prepare,
-    _result,
-    _unit_grams,
-)
+from solvers.result import SolverResult, _Stop
+from solvers.wstep.coupling import TaskGrams
+from solvers.wstep.linalg import _backtrack, _bmv, _dot, _nrm
+from solvers.wstep.metric import COARSE_MAX_K, _coarse_space, _coupling_matrix, _eig, _step_bound
+from solvers.wstep.objective import _setup, _start, _unit_grams, _WStep
+
 
 __all__ = ["solve_tasks_first_order", "REFRESH", "STALL", "COARSE_MAX_T", "COARSE_MAX_K", "LBFGS_MEMORY"]
 
@@ -104,109 +95,11 @@ STALL = 10
 #: Largest T for which the squared solver adds a coarse correction (one dense T x T
 #: eigendecomposition per call), and the most eigenvectors of M it uses (plus M's null space).
 COARSE_MAX_T = 500
-COARSE_MAX_K = 4
 
 #: Curvature pairs kept by the logistic L-BFGS.
 LBFGS_MEMORY = 10
 
-# Eigendecompositions of the last TaskGrams seen (identity-keyed): the W-steps of one
-# fit share their Gram matrices, so the O(T d^3) factorisation is paid once per fit.
-_EIG_CACHE: list[tuple[TaskGrams, np.ndarray, np.ndarray]] = []
 _LOGISTIC_CACHE: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]] = []
-
-
-def _eig(grams: TaskGrams) -> tuple[np.ndarray, np.ndarray]:
-    """``(gamma, E)`` with ``grams.gram[t] = E[t] diag(gamma[t]) E[t]'`` (cached)."""
-    if _EIG_CACHE and _EIG_CACHE[0][0] is grams:
-        return _EIG_CACHE[0][1], _EIG_CACHE[0][2]
-    gam, E = np.linalg.eigh(grams.gram)
-    gam = np.maximum(gam, 0.0)
-    _EIG_CACHE[:] = [(grams, gam, E)]
-    return gam, E
-
-
-def _coupling_matrix(cp: _Coupling, lam: float, ridge: float) -> np.ndarray | sp.csr_matrix:
-    """``2 lam M + 2 ridge I`` (dense for small T, CSR otherwise)."""
-    T = cp.T
-    if cp.sparse and T > 200:
-        IB = sp.identity(T, format="csr") - cp.B
-        return ((2.0 * lam) * (IB @ IB.T) + (2.0 * ridge) * sp.identity(T)).tocsr()
-    return 2.0 * lam * cp.dense_m() + 2.0 * ridge * np.eye(T)
-
-
-def _step_bound(K: np.ndarray | sp.csr_matrix, c: np.ndarray) -> float:
-    """``max(1, lambda_max(C^{-1/2} K C^{-1/2}))``: a bound on ``lambda_max(P^{-1} H)``.
-
-    With ``P = S + C kron I`` and ``H = S + K kron I`` (``S`` the PSD block-diagonal loss
-    part, ``K`` PSD), ``x'Hx / x'Px <= max(1, x'(K kron I)x / x'(C kron I)x)``.
-    """
-    r = 1.0 / np.sqrt(c)
-    T = c.size
-    if sp.issparse(K):
-        Ks = sp.diags(r) @ K @ sp.diags(r)
-        if T > 2:
-            from scipy.sparse.linalg import eigsh
-
-            try:
-                top = float(eigsh(Ks, k=1, which="LA", tol=1e-8, return_eigenvectors=False)[0])
-                return max(1.0, top * (1.0 + 1e-6))
-            except Exception:  # pragma: no cover - ARPACK failure: fall back to a norm bound
-                return max(1.0, float(abs(Ks).sum(axis=1).max()))
-        K = Ks.toarray()
-    else:
-        K = K * r[:, None] * r[None, :]
-    top = float(np.linalg.eigvalsh(K)[-1])
-    return max(1.0, top * (1.0 + 1e-12))
-
-
-def _coarse_space(
-    cp: _Coupling, K: np.ndarray | sp.csr_matrix, sG: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Coarse correction for the slow modes of the coupling: ``(Z, C^+, H R')``.
-
-    ``Z`` (T x k) holds the eigenvectors of ``M = (I - B)(I - B)'`` with eigenvalues
-    below 1 (the smoothest, where a nearly singular ``I - B`` makes block Jacobi crawl;
-    at most :data:`COARSE_MAX_K` of them, but always all of ``M``'s null space), and
-    ``R = Z' kron I_d`` the restriction to the coarse space. ``C^+`` is the
-    pseudo-inverse of the coarse Hessian ``C = R H R'`` (``k d`` x ``k d``), ``H R'``
-    the Hessian times the prolongation (``T d`` x ``k d``). The step
-    ``R' C^+ R g`` is the exact minimisation over the coarse space; ``H^{1/2} R' C^+ R
-    H^{1/2}`` is an orthogonal projection, so it adds at most 1 to the largest eigenvalue
-    of the preconditioned Hessian. With ``Z`` spanning ``M``'s null space, the step is
-    orthogonal to the null space of ``H`` (the minimum-norm limit is kept). None when
-    no eigenvalue of ``M`` is below 1 (``B = 0``).
-    """
-    T, d = sG.shape[0], sG.shape[1]
-    lam_m, vecs = np.linalg.eigh(cp.dense_m())
-    top = max(float(lam_m[-1]), 1.0)
-    n_null = int(np.sum(lam_m <= 1e-10 * top))
-    k = max(min(int(np.sum(lam_m < 1.0 - 1e-9)), COARSE_MAX_K), n_null)
-    if k == 0:
-        return None
-    Z = np.ascontiguousarray(vecs[:, :k])
-    KZ = np.asarray(K @ Z)
-    ZZ = (Z[:, :, None] * Z[:, None, :]).reshape(T, k * k)
-    C = (ZZ.T @ sG.reshape(T, d * d)).reshape(k, k, d, d).transpose(0, 2, 1, 3).copy()
-    ZKZ = Z.T @ KZ
-    C[:, np.arange(d), :, np.arange(d)] += ZKZ  # delta_ab (Z'KZ)_ij
-    C = C.reshape(k * d, k * d)
-    C = (C + C.T) / 2.0
-    n = k * d
-    Cpinv = None
-    if n_null == 0:  # C is positive definite unless H is singular: Cholesky
-        fac, info = lapack.dpotrf(C, lower=1)
-        if info == 0 and np.min(np.diag(fac)) ** 2 > n * np.finfo(float).eps * 16 * float(np.max(np.diag(C))):
-            inv, info = lapack.dpotri(fac, lower=1)
-            if info == 0:
-                low = np.tril(inv)
-                Cpinv = low + np.tril(low, -1).T
-    if Cpinv is None:  # singular: pseudo-inverse
-        ev, U = np.linalg.eigh(C)
-        keep = ev > max(float(ev[-1]), 0.0) * n * np.finfo(float).eps * 16
-        Cpinv = (U[:, keep] / ev[keep]) @ U[:, keep].T
-    HZ = sG[:, :, None, :] * Z[:, None, :, None]
-    HZ[:, np.arange(d), :, np.arange(d)] += KZ[None, :, :]  # delta_ab (KZ)_tj
-    return Z, Cpinv, HZ.reshape(T * d, k * d)
 
 
 # ----------------------------------------------------------------------------
@@ -215,17 +108,10 @@ def _coarse_space(
 
 
 def _solve_squared(
-    gr: TaskGrams,
-    V: np.ndarray,
-    cp: _Coupling,
-    lam: float,
-    a: np.ndarray,
-    ridge: float,
-    tol: float,
-    max_iter: int,
-    record: bool,
-    eig: tuple[np.ndarray, np.ndarray],
+    gr: TaskGrams, prob: _WStep, V: np.ndarray, stop: _Stop, eig: tuple[np.ndarray, np.ndarray]
 ) -> tuple[np.ndarray, int, float, list[float]]:
+    cp, lam, a, ridge = prob.cp, prob.lam, prob.a, prob.ridge
+    tol, max_iter, record = stop.tol, stop.max_iter, stop.record
     T, d = V.shape
     s = a / gr.n
     sG = s[:, None, None] * gr.gram
@@ -323,18 +209,10 @@ def _solve_squared(
 
 
 def _solve_logistic(
-    Xs: Sequence[np.ndarray],
-    ys: Sequence[np.ndarray],
-    V: np.ndarray,
-    cp: _Coupling,
-    lam: float,
-    a: np.ndarray,
-    ridge: float,
-    tol: float,
-    max_iter: int,
-    record: bool,
-    key: Any = None,
+    prob: _WStep, V: np.ndarray, stop: _Stop, key: Any = None
 ) -> tuple[np.ndarray, int, float, list[float]]:
+    Xs, ys, cp, lam, a, ridge = prob.Xs, prob.ys, prob.cp, prob.lam, prob.a, prob.ridge
+    tol, max_iter, record = stop.tol, stop.max_iter, stop.record
     from scipy.special import expit
 
     T, d = V.shape
@@ -500,26 +378,21 @@ def solve_tasks_first_order(
     ValueError
         On invalid input (the message names the argument).
     """
-    Xl, yl, Bv, lam_f, lossf, a, ridge_f = _prepare(Xs, ys, B, lam, loss, weights, ridge)
+    prob = _setup(Xs, ys, B, lam, loss, weights, ridge)
     if max_iter is None:
-        max_iter = 20000 if lossf.name == "squared" else 2000
+        max_iter = 20000 if prob.lossf.name == "squared" else 2000
     tol_f, max_it = _check_solver_options(tol, max_iter)
-    T, d = len(Xl), Xl[0].shape[1]
-    V = np.zeros((T, d)) if W0 is None else _check_W(W0, d, T, "W0").T.copy()
-    cp = _Coupling(Bv)
-    if lossf.name == "squared":
-        grams, unit, sigma = _unit_grams(grams, Xl, yl)
-        V, n_iter, cert, hist = _solve_squared(
-            unit, V / sigma, cp, lam_f, a, ridge_f, tol_f, max_it, record_history, _eig(grams)
-        )
+    V = _start(prob, W0)
+    stop = _Stop(tol_f, max_it, record_history)
+    if prob.lossf.name == "squared":
+        grams, unit, sigma = _unit_grams(grams, prob.Xs, prob.ys)
+        V, n_iter, cert, hist = _solve_squared(unit, prob, V / sigma, stop, _eig(grams))
         V = V * sigma
-    elif lossf.name == "logistic":
+    elif prob.lossf.name == "logistic":
         # the Gram matrices and their eigendecompositions are cached for an immutable
         # task tuple (a MultiTaskData's: every W-step of a fit passes the same one)
         key = Xs if _immutable(Xs) else None
-        V, n_iter, cert, hist = _solve_logistic(
-            Xl, yl, V, cp, lam_f, a, ridge_f, tol_f, max_it, record_history, key
-        )
+        V, n_iter, cert, hist = _solve_logistic(prob, V, stop, key)
     else:  # pragma: no cover - only the two named losses are dispatched
-        raise ValueError(f"loss {lossf.name!r} is not supported by solve_tasks_first_order")
-    return _result(Xl, yl, V, cp, lam_f, lossf, a, ridge_f, n_iter, cert, tol_f, hist)
+        raise ValueError(f"loss {prob.lossf.name!r} is not supported by solve_tasks_first_order")
+    return prob.result(V, n_iter, cert, tol_f, hist)

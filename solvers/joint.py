@@ -71,7 +71,7 @@ from solvers.losses import (
     get_loss,
 )
 from solvers.result import SolverResult
-from solvers.tasks import _check_W
+from solvers.wstep.objective import _check_W
 from solvers.transfer import solve_transfer
 
 __all__ = ["amtl_kkt_residual", "solve_amtl"]

@@ -40,3 +40,13 @@ class SolverResult:
     certificate: float
     tol: float
     history: tuple[float, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """A solver's stopping rule (private): the certificate tolerance ``tol``, the
+    iteration cap ``max_iter`` and whether to ``record`` the certificate per iteration."""
+
+    tol: float
+    max_iter: int
+    record: bool

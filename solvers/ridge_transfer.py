@@ -35,7 +35,7 @@ The result is certified entry by entry (:func:`solvers.transfer.transfer_kkt_res
 with its ``ridge``). A column not finished in ``max_iter`` rounds, or left uncertified (a passive system too
 ill-conditioned for its solve: ``rho`` tiny against ``lam ||W||^2``), is solved on its
 own by SciPy's NNLS on the augmented matrix ``[W; sqrt(rho / lam) I]``, which has the
-same minimiser (:func:`solvers.transfer._nnls_rescue`), and certified again.
+same minimiser (:func:`solvers.bstep.polish._nnls_rescue`), and certified again.
 """
 
 from __future__ import annotations

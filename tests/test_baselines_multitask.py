@@ -3,7 +3,7 @@
 Every comparison is between two independent routes: the exact CVXPY statement
 (:mod:`amtl_cvx.problems.baselines`), the fast solver (:mod:`solvers.baselines`) and the
 numpy objective (:mod:`amtl_cvx.baselines.multitask`, built on
-:func:`amtl_cvx.objective.task_losses`).
+:func:`amtl_cvx.problems.objective.task_losses`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from amtl_cvx import make_classification_tasks, make_regression_tasks, make_tabular_tasks
-from amtl_cvx.backends import ConvergenceWarning
-from amtl_cvx.baselines import fit_single_task
+from amtl_cvx.algorithms import ConvergenceWarning
+from amtl_cvx.algorithms.single_task import fit_single_task
 from amtl_cvx.baselines.multitask import (
     MULTITASK_BASELINES,
     GOMTLRegressor,
@@ -48,6 +48,7 @@ from amtl_cvx.problems.baselines import (
     TraceNormProblem,
 )
 from solvers import baselines as fast_baselines
+from solvers.baselines import gomtl_basis, gomtl_rows
 from solvers.baselines import lambda_max, relative_duality_gap, solve_gomtl_basis, solve_gomtl_codes, solve_penalized
 
 W_RTOL = 1e-6  # unique minimisers: ||W_a - W_b|| / ||W_b||
@@ -426,7 +427,7 @@ def test_gomtl_steps_padded_and_segmented_rows_agree(loss, monkeypatch):
     k, mu, lam = 2, 0.02, 0.1
     L = gomtl_initial_basis(data, k, loss)
     padded = fast_baselines.GOMTLSteps(data.Xs, data.ys, loss)
-    monkeypatch.setattr(fast_baselines, "_PAD_MAX", 0.0)
+    monkeypatch.setattr(gomtl_rows, "_PAD_MAX", 0.0)
     segmented = fast_baselines.GOMTLSteps(data.Xs, data.ys, loss)
     assert padded._X3 is not None and segmented._X3 is None
     for steps in (padded, segmented):
@@ -453,7 +454,7 @@ def test_gomtl_codes_from_a_warm_start_padded_and_segmented(loss, monkeypatch):
     mu = 1e-3 * lambda_max([X @ L for X in data.Xs], data.ys, penalty="l1", loss=loss)
     S0 = 100.0 * np.random.default_rng(2).standard_normal((k, data.n_tasks))
     padded = fast_baselines.GOMTLSteps(data.Xs, data.ys, loss)
-    monkeypatch.setattr(fast_baselines, "_PAD_MAX", 0.0)
+    monkeypatch.setattr(gomtl_rows, "_PAD_MAX", 0.0)
     segmented = fast_baselines.GOMTLSteps(data.Xs, data.ys, loss)
     assert padded._X3 is not None and segmented._X3 is None
     S_p, S_s = padded.codes(L, mu, S0=S0), segmented.codes(L, mu, S0=S0)
@@ -469,7 +470,7 @@ def test_gomtl_compressed_rows_agree(monkeypatch):
     k, mu, lam = 3, 0.02, 0.1
     L = gomtl_initial_basis(data, k)
     compressed = fast_baselines.GOMTLSteps(data.Xs, data.ys)
-    monkeypatch.setattr(fast_baselines, "_compress_rows", lambda Xl, yl: (Xl, yl))
+    monkeypatch.setattr(gomtl_rows, "_compress_rows", lambda Xl, yl: (Xl, yl))
     raw = fast_baselines.GOMTLSteps(data.Xs, data.ys)
     assert compressed._X.shape[0] < raw._X.shape[0]
     S = np.abs(np.random.default_rng(0).standard_normal((k, data.n_tasks)))
@@ -495,10 +496,10 @@ def test_pcg_bounds_hold_for_any_iterate():
     for budget in (1, 2, 5, 40):
         for psolve in (lambda r: r, lambda r: r / np.diag(H)):
             for x0 in (None, rng.standard_normal(n)):
-                p, lb, ub, status = fast_baselines._pcg(lambda v: H @ v, g, psolve, lam2, target=None,
+                p, lb, ub, status = gomtl_basis._pcg(lambda v: H @ v, g, psolve, lam2, target=None,
                                                         rtol=1e-12, budget=budget, x0=x0)
                 assert lb <= exact * (1 + 1e-12) and exact <= ub * (1 + 1e-12)
-    p, lb, ub, status = fast_baselines._pcg(lambda v: H @ v, g, lambda r: np.linalg.solve(H, r), lam2,
+    p, lb, ub, status = gomtl_basis._pcg(lambda v: H @ v, g, lambda r: np.linalg.solve(H, r), lam2,
                                             target=None, rtol=1e-12, budget=5)
     assert status == "solved" and ub - lb <= 1e-8 * exact
 

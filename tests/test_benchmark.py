@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from amtl_cvx.benchmark import (
+from amtl_cvx.tools.benchmark import (
     BENCH_COLUMNS,
     FIT_COLUMNS,
     format_benchmark_table,
@@ -17,10 +17,9 @@ from amtl_cvx.benchmark import (
     make_bench_instance,
     run_benchmark,
     run_fit_benchmark,
-    write_csv,
-    write_json,
 )
-from amtl_cvx.objective import bstep_objective, task_losses
+from amtl_cvx.tools.results import write_csv, write_json
+from amtl_cvx.problems.objective import bstep_objective, task_losses
 
 GAP = 1e-7
 CVXPY_BACKENDS = {"cvxpy-OSQP", "cvxpy-ECOS", "cvxpy-CLARABEL"}
@@ -106,7 +105,7 @@ def test_time_limit_zero_skips_larger_sizes(rows_no_time):
 
 
 def test_memory_rule_skips_larger_sizes():
-    from amtl_cvx.benchmark import _memory_mark
+    from amtl_cvx.tools.timing import memory_mark as _memory_mark
 
     if _memory_mark() is None:
         pytest.skip("peak memory cannot be measured on this platform")

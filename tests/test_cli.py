@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amtl_cvx.cli import main
+from amtl_cvx.tools.cli import main
 
 
 def test_demo_runs_and_reports(capsys):
@@ -23,7 +23,7 @@ def test_demo_runs_and_reports(capsys):
 def test_fit_release_file_saves_a_model_load_model_reads(synthetic_path, tmp_path, capsys):
     """The file amtl-cvx fit writes used to be unreadable by load_model."""
     from amtl_cvx import load_model, load_release_mat, stack_tasks
-    from amtl_cvx.metrics import task_errors
+    from amtl_cvx.estimators.metrics import task_errors
 
     out = tmp_path / "model.npz"
     assert main(["fit", str(synthetic_path), "--lam", "10", "--mu", "0.1", "-o", str(out)]) == 0
@@ -49,8 +49,8 @@ def test_fit_reports_every_model_and_which_validation_picks(synthetic_path, tmp_
     import re
 
     from amtl_cvx import load_release_mat
-    from amtl_cvx.metrics import task_errors
-    from amtl_cvx.selection import select_baseline, select_single_task
+    from amtl_cvx.estimators.metrics import task_errors
+    from amtl_cvx.model_selection import select_baseline, select_single_task
 
     out = tmp_path / "m.npz"
     assert main(["fit", str(synthetic_path), "--lam", "1", "--mu", "0,3", "-o", str(out),
@@ -93,7 +93,7 @@ def test_amtl_at_an_edge_of_its_lam_grid_is_noted(synthetic_path, tmp_path, caps
 
 def test_grid_edges_flags_an_optimum_at_the_end_of_its_grid(synthetic_path):
     from amtl_cvx import load_release_mat
-    from amtl_cvx.selection import grid_edges, select_single_task
+    from amtl_cvx.model_selection import grid_edges, select_single_task
 
     ds = load_release_mat(synthetic_path)
     assert grid_edges(select_single_task(ds)) == {}  # the default grid: interior optimum
@@ -103,7 +103,7 @@ def test_grid_edges_flags_an_optimum_at_the_end_of_its_grid(synthetic_path):
 
 def test_fit_classification_file_saves_a_classifier(usps_path, tmp_path, capsys):
     from amtl_cvx import load_model, load_release_mat
-    from amtl_cvx.metrics import one_vs_all_accuracy
+    from amtl_cvx.estimators.metrics import one_vs_all_accuracy
 
     out = tmp_path / "usps.npz"
     assert main(["fit", str(usps_path), "--lam", "10", "--mu", "0.1", "--algorithm", "alternating",
@@ -199,7 +199,7 @@ def test_fit_output_is_checked_before_fitting(synthetic_path, tmp_path, monkeypa
 def test_verify_prints_a_verdict_and_fails_loudly(monkeypatch, capsys):
     assert main(["verify", "--tasks", "6", "--features", "4", "--step", "bstep"]) == 0
     assert "verdict: all 4 solves passed" in capsys.readouterr().out
-    import amtl_cvx.verification as verification
+    import amtl_cvx.tools.verification as verification
 
     monkeypatch.setattr(verification, "failed_checks", lambda rows: ["bstep fast: injected"])
     assert main(["verify", "--tasks", "6", "--features", "4", "--step", "bstep"]) == 1
@@ -248,8 +248,8 @@ def test_fit_summarises_unconverged_grid_points(synthetic_path, tmp_path, monkey
     of a multi-line warning per fit; other warnings still show."""
     import warnings
 
-    import amtl_cvx.selection as selection
-    from amtl_cvx.backends import ConvergenceWarning
+    import amtl_cvx.model_selection.validation_split as selection
+    from amtl_cvx.algorithms import ConvergenceWarning
 
     real = selection.fit_alternating
 
@@ -295,7 +295,8 @@ def test_results_md_usps_numbers_are_what_the_cli_prints(usps_path, tmp_path, ca
 
 
 def test_selection_auto_is_greedy_up_to_63_tasks():
-    from amtl_cvx.cli import _curriculum_selection, build_parser
+    from amtl_cvx.tools.cli import build_parser
+    from amtl_cvx.tools.cli.grid import _curriculum_selection
 
     args = build_parser().parse_args(["fit", "x.mat"])
     assert _curriculum_selection(args, 63) == "greedy" and _curriculum_selection(args, 64) == "static"

@@ -12,21 +12,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from amtl_cvx.baselines.network import EF_FRACTIONS, MultiTaskNetwork, ef_key  # noqa: E402
-from amtl_cvx.compare import (  # noqa: E402
-    DEFAULT_METHODS,
-    PRESETS,
-    Comparison,
-    MethodResult,
-    add_compare_parser,
-    fine_tune,
-    compare_pcba,
-    compare_usps,
-    format_comparison,
-    negative_transfer,
-    plot_negative_transfer,
-)
-from amtl_cvx.pcba import load_pcba_folds, make_pcba_like, write_pcba_folds  # noqa: E402
+from amtl_cvx.lbtw import EF_FRACTIONS, MultiTaskNetwork, ef_key
+from amtl_cvx.lbtw.compare_cli import add_compare_parser
+from amtl_cvx.lbtw.comparison import fine_tune, compare_pcba, compare_usps
+from amtl_cvx.lbtw.methods import DEFAULT_METHODS, PRESETS
+from amtl_cvx.lbtw.report import format_comparison, plot_negative_transfer
+from amtl_cvx.lbtw.results import Comparison, MethodResult, negative_transfer
+from amtl_cvx.data.pcba import load_pcba_folds, make_pcba_like, write_pcba_folds
 
 TINY = dict(hidden=(16, 8), max_epochs=4, patience=2, batch_size=64, lams=(1e-2,), mus=(0.3,),
             amtl_max_iter=2, random_state=0)
@@ -129,7 +121,7 @@ def test_cli_compare_on_generated_data(tmp_path, capsys):
 
 
 def test_compare_usps_small(usps_path):
-    from amtl_cvx.loaders import load_release_mat
+    from amtl_cvx.data import load_release_mat
 
     ds = load_release_mat(usps_path)
     comp = compare_usps(ds, methods=["equal", "lbtw0.5", "amtl"], **TINY)
@@ -172,7 +164,7 @@ def test_fine_tuning_starts_from_the_pre_trained_shared_layers():
 
 def test_release_preset_runs_every_release_method(tmp_path):
     X, Y = _tiny_split(3)
-    from amtl_cvx.compare import compare
+    from amtl_cvx.lbtw.comparison import compare
 
     comp = compare(X, Y, None, preset="release", methods=[m for m in PRESETS["release"]["methods"]
                                                           if m not in ("stl_logistic", "amtl")],

@@ -7,7 +7,7 @@ import pytest
 from scipy.io import savemat
 
 from amtl_cvx import MultiTaskData, load_release_mat, make_classification_tasks, make_regression_tasks
-from amtl_cvx.generators import IMBALANCED_SIZES
+from amtl_cvx.data import IMBALANCED_SIZES
 from tests.conftest import release_file
 
 
@@ -199,7 +199,7 @@ class TestGenerators:
 
 
 def test_tabular_generator_looks_like_real_data():
-    from amtl_cvx.generators import make_tabular_tasks
+    from amtl_cvx.data import make_tabular_tasks
 
     ds = make_tabular_tasks(random_state=5)
     tr = ds.train

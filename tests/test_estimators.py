@@ -1,4 +1,4 @@
-"""The scikit-learn estimators: a thin layer over amtl_cvx.fit, and real model selection."""
+"""The scikit-learn estimators: a thin layer over amtl_cvx.algorithms, and real model selection."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from sklearn.utils.estimator_checks import (
 )
 
 from amtl_cvx import MultiTaskData, fit_alternating, fit_curriculum, make_classification_tasks, make_regression_tasks
-from amtl_cvx.backends import ConvergenceWarning
-from amtl_cvx.baselines import fit_single_task
+from amtl_cvx.algorithms import ConvergenceWarning
+from amtl_cvx.algorithms.single_task import fit_single_task
 from amtl_cvx.estimators import (
     AMTLClassifier,
     AMTLRegressor,
@@ -32,7 +32,7 @@ from amtl_cvx.estimators import (
     stack_tasks,
     task_preprocessor,
 )
-from amtl_cvx.metrics import one_vs_all_accuracy, task_accuracy
+from amtl_cvx.estimators.metrics import one_vs_all_accuracy, task_accuracy
 from amtl_cvx.model_selection import TaskKFold
 
 

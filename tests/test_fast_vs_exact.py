@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from amtl_cvx import MultiTaskData, fit_alternating, fit_curriculum, load_release_mat
-from amtl_cvx.backends import FastBackend
-from amtl_cvx.objective import bstep_objective, curriculum_objective, wstep_objective
+from amtl_cvx.algorithms.backends import FastBackend
+from amtl_cvx.problems.objective import bstep_objective, curriculum_objective, wstep_objective
 from amtl_cvx.problems import CurriculumStepProblem, TasksProblem, TransferProblem
 from tests.conftest import release_file
 
@@ -55,7 +55,8 @@ def _record(monkeypatch, fitter, data, **kwargs):
         engines.append(engine)
         return engine
 
-    monkeypatch.setattr("amtl_cvx.fit.make_backend", make)
+    monkeypatch.setattr("amtl_cvx.algorithms.alternating.make_backend", make)
+    monkeypatch.setattr("amtl_cvx.algorithms.curriculum.make_backend", make)
     fitter(data, **kwargs)
     return engines[0].calls
 

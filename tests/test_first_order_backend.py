@@ -19,7 +19,8 @@ from amtl_cvx import (
     make_regression_tasks,
     stack_tasks,
 )
-from amtl_cvx.backends import BACKENDS, ConvergenceWarning, FastBackend, FirstOrderBackend, make_backend
+from amtl_cvx.algorithms import BACKENDS, ConvergenceWarning, make_backend
+from amtl_cvx.algorithms.backends import FastBackend, FirstOrderBackend
 from tests.conftest import release_file
 from tests.test_fast_vs_exact import _check_calls
 
@@ -167,7 +168,8 @@ def _record(monkeypatch, fitter, data, **kwargs):
         engines.append(engine)
         return engine
 
-    monkeypatch.setattr("amtl_cvx.fit.make_backend", make)
+    monkeypatch.setattr("amtl_cvx.algorithms.alternating.make_backend", make)
+    monkeypatch.setattr("amtl_cvx.algorithms.curriculum.make_backend", make)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="first-order", category=ConvergenceWarning)  # certified
         fitter(data, backend="first-order", **kwargs)

@@ -8,7 +8,7 @@ import pytest
 
 from amtl_cvx import fit_alternating, load_model, make_regression_tasks, save_release_mat
 from amtl_cvx.baselines.multitask import fit_pooled
-from amtl_cvx.cli import main
+from amtl_cvx.tools.cli import main
 
 
 def test_verify_backend_first_order_adds_its_rows(capsys):

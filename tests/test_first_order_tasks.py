@@ -16,6 +16,7 @@ import pytest
 import scipy.sparse as sp
 
 import solvers.first_order_tasks as fo_mod
+from solvers.wstep import metric
 from amtl_cvx import make_regression_tasks
 from solvers.first_order_tasks import solve_tasks_first_order
 from solvers.tasks import precompute_grams, solve_tasks, tasks_gradient
@@ -77,7 +78,7 @@ def test_squared_agrees_with_the_fast_solver_and_caches_factorisations():
     grams = precompute_grams(Xs, ys)
     fast = solve_tasks(Xs, ys, B, 1.0, weights=a, grams=grams)
     r1 = solve_tasks_first_order(Xs, ys, B, 1.0, weights=a, grams=grams)
-    assert fo_mod._EIG_CACHE[0][0] is grams  # the factorisations are kept for this object
+    assert metric._EIG_CACHE[0][0] is grams  # the factorisations are kept for this object
     r2 = solve_tasks_first_order(Xs, ys, B, 1.0, weights=a, grams=grams)
     assert np.array_equal(r1.solution, r2.solution)
     assert np.allclose(r1.solution, fast.solution, atol=1e-8)
@@ -141,7 +142,7 @@ def test_without_the_coarse_correction_an_ill_conditioned_case_says_so(monkeypat
 def tabular_stall():
     """tests/test_solvers_tasks.py's nearly singular real-data case (I - B with smallest
     singular value below 0.01, one-hot + bias designs)."""
-    from amtl_cvx.generators import make_tabular_tasks
+    from amtl_cvx.data import make_tabular_tasks
 
     data = make_tabular_tasks(30, random_state=1).train
     B = np.load(Path(__file__).parent / "data" / "tabular_stall_B.npz")["B"]

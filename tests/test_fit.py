@@ -14,9 +14,9 @@ from amtl_cvx import (
     make_regression_tasks,
     make_tabular_tasks,
 )
-from amtl_cvx.baselines import fit_single_task
-from amtl_cvx.metrics import task_errors, task_rmse
-from amtl_cvx.selection import select_amtl, select_single_task
+from amtl_cvx.algorithms.single_task import fit_single_task
+from amtl_cvx.estimators.metrics import task_errors, task_rmse
+from amtl_cvx.model_selection import select_amtl, select_single_task
 
 BACKENDS = ["fast", "cvxpy"]
 
@@ -163,7 +163,7 @@ def test_bad_curriculum_arguments(planted):
 def test_grid_walks_a_warm_started_path(planted, monkeypatch):
     """Each grid point starts from the previous one along mu, the first mu of a lam from
     the first point of the previous lam; warm_start=False starts every point cold."""
-    import amtl_cvx.selection as selection
+    import amtl_cvx.model_selection.validation_split as selection
 
     calls = []
 
@@ -189,7 +189,7 @@ def test_grid_walks_a_warm_started_path(planted, monkeypatch):
 
 def test_default_ridge_is_a_tenth_of_lam(planted):
     """ridge='auto' (the default) is 0.1 * lam in the fit, its objective and its record."""
-    from amtl_cvx.fit import AUTO_RIDGE_RATIO
+    from amtl_cvx.algorithms.hyperparameters import AUTO_RIDGE_RATIO
 
     assert AUTO_RIDGE_RATIO == 0.1
     for fitter in (fit_alternating, fit_curriculum):
@@ -217,8 +217,9 @@ def test_imbalanced_blow_up_regression(imbalanced, lam, mu):
     test RMSE doubled (126 and 125 here; the single-task RMSE is about 53). With
     ridge = 0 it must now say so; with the default ridge it must not blow up, and must
     not depend on the BLAS thread count."""
-    from amtl_cvx.backends import ConvergenceWarning
-    from amtl_cvx.fit import WEAK_COUPLING, SingularTransferWarning
+    from amtl_cvx.algorithms import ConvergenceWarning
+    from amtl_cvx.algorithms import SingularTransferWarning
+    from amtl_cvx.algorithms.result import WEAK_COUPLING
 
     ds = imbalanced
     e_stl = min(task_errors(fit_single_task(ds.train, v), ds.test, "squared").mean() for v in (1.0, 10.0))
@@ -246,7 +247,7 @@ def test_imbalanced_grid_has_no_blow_up_with_the_defaults(imbalanced):
     docs/objective.md has the 80-point grids of all three files."""
     import warnings
 
-    from amtl_cvx.cli import _GRIDS
+    from amtl_cvx.tools.cli.grid import _GRIDS
 
     lams, mus = _GRIDS["fit"]
     errors = []
@@ -265,8 +266,8 @@ def test_imbalanced_grid_has_no_blow_up_with_the_defaults(imbalanced):
 def test_default_transfer_ridge_is_a_tenth_of_the_gram_diagonal(planted):
     """transfer_ridge='auto' is 0.1 lam mean_t ||w_t||^2 over the single-task models, in the
     fit, its objective and its record; a number is used as given; the curriculum has none."""
-    from amtl_cvx.backends import make_backend
-    from amtl_cvx.fit import AUTO_TRANSFER_RIDGE_RATIO, resolve_transfer_ridge
+    from amtl_cvx.algorithms import make_backend
+    from amtl_cvx.algorithms.hyperparameters import AUTO_TRANSFER_RIDGE_RATIO, resolve_transfer_ridge
 
     data, lam = planted.train, 0.3
     T = data.n_tasks
@@ -324,7 +325,7 @@ def test_tabular_fit_converges_with_the_transfer_ridge_and_crawls_without():
     reaches its certificate with B bounded."""
     import warnings
 
-    from amtl_cvx.backends import ConvergenceWarning
+    from amtl_cvx.algorithms import ConvergenceWarning
 
     data = make_tabular_tasks(random_state=0).train
     with warnings.catch_warnings():

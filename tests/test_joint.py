@@ -14,9 +14,9 @@ from threadpoolctl import threadpool_info
 
 import solvers.joint as joint_mod
 from amtl_cvx import fit_alternating, make_regression_tasks
-from amtl_cvx.backends import ConvergenceWarning
-from amtl_cvx.generators import make_tabular_tasks
-from amtl_cvx.objective import loss_weights, task_losses
+from amtl_cvx.algorithms import ConvergenceWarning
+from amtl_cvx.data import make_tabular_tasks
+from amtl_cvx.problems.objective import loss_weights, task_losses
 from amtl_cvx.problems import TasksProblem, TransferProblem
 from solvers.joint import amtl_kkt_residual
 
@@ -175,7 +175,7 @@ def test_newton_finish_reaches_the_same_point_in_fewer_iterations(seed, monkeypa
 # ------------------------------------------------------------------ transfer ridge
 def _single_task(data, lam, ridge):
     """Algorithm 1's start: the W-step at B = 0."""
-    from amtl_cvx.backends import make_backend
+    from amtl_cvx.algorithms import make_backend
 
     T = data.n_tasks
     return make_backend("fast", data, "squared").tasks(np.zeros((T, T)), lam, np.ones(T), ridge, None)

@@ -150,7 +150,7 @@ def test_statement_too_large_is_refused_before_cvxpy(monkeypatch, name, build, s
 
 
 def test_verify_reports_a_refused_statement(monkeypatch):
-    from amtl_cvx.verification import failed_checks, make_instance, verify_instance
+    from amtl_cvx.tools.verification import failed_checks, make_instance, verify_instance
 
     data = make_regression_tasks(n_tasks=5, n_features=3, n_samples=10, n_parents=1, random_state=2)
     inst = make_instance(data, "bstep")
@@ -166,7 +166,7 @@ def _capped_run(args: list[str], cap_bytes: int, cwd) -> subprocess.CompletedPro
         resource.setrlimit(resource.RLIMIT_AS, (cap_bytes, cap_bytes))
 
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", "import sys; from amtl_cvx.cli import main; sys.exit(main(sys.argv[1:]))",
+    return subprocess.run([sys.executable, "-c", "import sys; from amtl_cvx.tools.cli import main; sys.exit(main(sys.argv[1:]))",
                            *args], capture_output=True, text=True, preexec_fn=cap, env=env, cwd=cwd, timeout=600)
 
 

@@ -29,8 +29,10 @@ from solvers.losses import (
     _check_transfer,
     get_loss,
 )
-from solvers.tasks import _Coupling, tasks_gradient, tasks_objective
-from solvers.transfer import _entry_relative, transfer_kkt_residual, transfer_objective
+from solvers.tasks import tasks_gradient, tasks_objective
+from solvers.wstep.coupling import _Coupling
+from solvers.bstep.certificate import _entry_relative
+from solvers.transfer import transfer_kkt_residual, transfer_objective
 
 
 def _exact(message: str) -> str:

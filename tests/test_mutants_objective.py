@@ -1,4 +1,4 @@
-"""``amtl_cvx.objective`` against hand-written references (issue 17, item 4).
+"""``amtl_cvx.problems.objective`` against hand-written references (issue 17, item 4).
 
 Every function is evaluated at non-optimal points where each term of the objective is
 nonzero and of a different size, against a reference written with explicit loops (not
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from amtl_cvx.data import LOSSES, MultiTaskData
-from amtl_cvx.objective import (
+from amtl_cvx.problems.objective import (
     _check_c,
     _check_W,
     amtl_objective,

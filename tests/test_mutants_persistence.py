@@ -1,4 +1,4 @@
-"""``amtl_cvx.persistence`` details that tests/test_persistence.py leaves open (issue 17,
+"""``amtl_cvx.estimators.persistence`` details that tests/test_persistence.py leaves open (issue 17,
 item 4): the exact file content, the refusal messages in full, the logging, and the
 branches that only some estimators or layouts reach."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from amtl_cvx import __version__, make_regression_tasks
 from amtl_cvx.estimators import AMTLClassifier, AMTLRegressor, SingleTaskRegressor, stack_tasks
-from amtl_cvx.persistence import FORMAT, FORMAT_VERSION, _plain_array, load_model, save_model
+from amtl_cvx.estimators.persistence import FORMAT, FORMAT_VERSION, _plain_array, load_model, save_model
 
 
 def _exact(message: str) -> str:
@@ -178,20 +178,20 @@ def test_plain_array():
 
 
 def test_save_and_load_log(tmp_path, fitted, caplog):
-    with caplog.at_level(logging.DEBUG, logger="amtl_cvx.persistence"):
+    with caplog.at_level(logging.DEBUG, logger="amtl_cvx.estimators.persistence"):
         path = save_model(fitted, tmp_path / "m.npz")
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
-        ("amtl_cvx.persistence", logging.DEBUG, f"saved AMTLRegressor to {path}")]
+        ("amtl_cvx.estimators.persistence", logging.DEBUG, f"saved AMTLRegressor to {path}")]
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="amtl_cvx.persistence"):
+    with caplog.at_level(logging.DEBUG, logger="amtl_cvx.estimators.persistence"):
         load_model(path)  # the same version: nothing to say
     assert caplog.records == []
     meta, arrays = _read(path)
     old = _write(tmp_path / "old.npz", {**meta, "amtl_cvx_version": "0.0.1"}, arrays)
-    with caplog.at_level(logging.INFO, logger="amtl_cvx.persistence"):
+    with caplog.at_level(logging.INFO, logger="amtl_cvx.estimators.persistence"):
         load_model(old)
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
-        ("amtl_cvx.persistence", logging.INFO, f"{old} was saved by amtl-cvx 0.0.1, loading with {__version__}")]
+        ("amtl_cvx.estimators.persistence", logging.INFO, f"{old} was saved by amtl-cvx 0.0.1, loading with {__version__}")]
 
 
 def test_newer_format_message_in_full(tmp_path, fitted):

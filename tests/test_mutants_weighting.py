@@ -1,4 +1,4 @@
-"""The task-weighting strategies of ``amtl_cvx.baselines.weighting`` by hand, step by step
+"""The task-weighting strategies of ``amtl_cvx.lbtw.weighting`` by hand, step by step
 (issue 17, item 4): every default, every check's message, and each strategy's weights
 over several batches against a reference written out from the module docstring."""
 
@@ -10,15 +10,13 @@ import re
 import numpy as np
 import pytest
 
-from amtl_cvx.baselines.weighting import (
-    WEIGHTINGS,
+from amtl_cvx.lbtw import WEIGHTINGS, TaskWeighting, make_weighting
+from amtl_cvx.lbtw.weighting import (
     BatchStats,
     CosineWeighting,
     EqualWeighting,
     GradNormWeighting,
     LBTWWeighting,
-    TaskWeighting,
-    make_weighting,
 )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from amtl_cvx.baselines.network import (
+from amtl_cvx.lbtw import (
     MultiTaskNetwork,
     SingleTaskNetworks,
     EF_FRACTIONS,
@@ -413,7 +413,7 @@ def test_bad_labels_and_inputs():
 # --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pcba_like():
-    from amtl_cvx.pcba import make_pcba_like
+    from amtl_cvx.data.pcba import make_pcba_like
 
     X, Y, _ = make_pcba_like(1500, 6, 64, n_groups=1, group_size=3, positive_rate=(0.1, 0.15),
                              observed=(0.8, 1.0), random_state=0)

@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from amtl_cvx.pcba import load_pcba_folds, make_pcba_like, write_pcba_folds
+from amtl_cvx.data.pcba import load_pcba_folds, make_pcba_like, write_pcba_folds
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +169,8 @@ def test_models_trained_on_loaded_folds_score_above_chance(tmp_path):
     """The files carry the signal: a network trained on the loaded training folds, and
     single-task logistic regression on AMTL's view of them, rank the loaded test fold
     well above chance (a loader that misaligns rows, bits or task columns scores ~0.5)."""
-    from amtl_cvx.baselines import fit_single_task
-    from amtl_cvx.baselines.network import MultiTaskNetwork, roc_auc
+    from amtl_cvx.algorithms.single_task import fit_single_task
+    from amtl_cvx.lbtw import MultiTaskNetwork, roc_auc
 
     X, Y, _ = make_pcba_like(1500, 6, 64, n_groups=1, group_size=3, positive_rate=(0.1, 0.15),
                              observed=(0.8, 1.0), random_state=0)

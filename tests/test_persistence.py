@@ -18,7 +18,7 @@ from amtl_cvx.estimators import (
     SingleTaskRegressor,
     stack_tasks,
 )
-from amtl_cvx.persistence import FORMAT_VERSION, load_model, save_model
+from amtl_cvx.estimators.persistence import FORMAT_VERSION, load_model, save_model
 
 _SIDE_EFFECTS: list = []
 

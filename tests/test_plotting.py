@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from amtl_cvx import fit_alternating, fit_curriculum, make_regression_tasks  # noqa: E402
 from amtl_cvx.estimators import AMTLRegressor, stack_tasks  # noqa: E402
-from amtl_cvx.plotting import plot_objective_history, plot_transfer_matrix  # noqa: E402
+from amtl_cvx.tools.plotting import plot_objective_history, plot_transfer_matrix
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from amtl_cvx import load_release_mat, make_classification_tasks, make_regression_tasks
-from amtl_cvx.exact import ExactSolveError, available_solvers, solve_problem
-from amtl_cvx.objective import (
+from amtl_cvx.problems.exact import ExactSolveError, available_solvers, solve_problem
+from amtl_cvx.problems.objective import (
     amtl_objective,
     bstep_objective,
     curriculum_objective,
@@ -220,7 +220,7 @@ def test_release_scale_is_handled(synthetic_path):
     ds = load_release_mat(synthetic_path)
     data = ds.train
     T = data.n_tasks
-    from amtl_cvx.baselines import fit_single_task
+    from amtl_cvx.algorithms.single_task import fit_single_task
 
     W = fit_single_task(data, 10.0)
     L = task_losses(W, data)

@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 
 import solvers.prox_newton as pn
+import solvers.prox_newton_spectral as pn_spectral
+import solvers.prox_newton_support as pn_support
 from amtl_cvx import make_classification_tasks, make_tabular_tasks
 from amtl_cvx.baselines.multitask import MULTITASK_BASELINES, fit_l21, l21_objective
 from amtl_cvx.data import MultiTaskData, MultiTaskDataset
-from amtl_cvx.metrics import task_errors
+from amtl_cvx.estimators.metrics import task_errors
 from amtl_cvx.problems.baselines import L21Problem, TraceNormProblem
-from amtl_cvx.selection import select_baseline
+from amtl_cvx.model_selection import select_baseline
 from solvers.baselines import lambda_max, penalized_objective, relative_duality_gap, solve_penalized
 
 F_RTOL = 1e-7
@@ -195,24 +197,24 @@ def _chart_problem(seed, d=7, T=9, r=3, rho=0.3, lam=0.7, near=False):
     H = np.einsum("tij,tkj->tik", A, A)
     W = rng.standard_normal((d, T))
     V = rng.standard_normal((d, r)) @ rng.standard_normal((r, T))
-    U, Up, S, Q = pn._spectral_chart(V)
+    U, Up, S, Q = pn_spectral._spectral_chart(V)
     G = rng.standard_normal((d, T))
     if near:
-        G = -(pn._hess_apply(H, V - W) + 2 * rho * V + lam * U @ Q.T) + 0.05 * rng.standard_normal((d, T))
+        G = -(pn_support._hess_apply(H, V - W) + 2 * rho * V + lam * U @ Q.T) + 0.05 * rng.standard_normal((d, T))
 
     def model(V_):
         D = V_ - W
-        return (float(np.vdot(G, D) + 0.5 * np.vdot(D, pn._hess_apply(H, D))) + rho * float(np.sum(V_ * V_))
+        return (float(np.vdot(G, D) + 0.5 * np.vdot(D, pn_support._hess_apply(H, D))) + rho * float(np.sum(V_ * V_))
                 + lam * float(np.linalg.svd(V_, compute_uv=False).sum()))
 
-    GW = G + pn._hess_apply(H, V - W) + 2 * rho * V + lam * U @ Q.T
+    GW = G + pn_support._hess_apply(H, V - W) + 2 * rho * V + lam * U @ Q.T
     return H, W, G, V, U, Up, S, Q, GW, model, lam, rho
 
 
 @pytest.mark.parametrize("seed, shape", [(0, (7, 9, 3)), (1, (6, 4, 2)), (2, (5, 8, 5))])
 def test_spectral_chart_derivatives_match_finite_differences(seed, shape):
     """The trace-norm finish's gradient and Hessian in the chart ``(K, B) -> (U + U_perp K) B``
-    (:func:`solvers.prox_newton._spectral_hessian_apply`) are those of the model, by central
+    (:func:`solvers.prox_newton_spectral._spectral_hessian_apply`) are those of the model, by central
     differences; the Hessian is symmetric."""
     d, T, r = shape
     H, W, G, V, U, Up, S, Q, GW, model, lam, rho = _chart_problem(seed, d, T, r)
@@ -229,10 +231,10 @@ def test_spectral_chart_derivatives_match_finite_differences(seed, shape):
     assert slope == pytest.approx(np.vdot(Up.T @ GW @ B.T, k) + np.vdot(U.T @ GW, b), rel=1e-6)
     h = 1e-4
     curvature = (chart(h * k, h * b) - 2 * chart(0 * k, 0 * b) + chart(-h * k, -h * b)) / h**2
-    Hk, Hb = pn._spectral_hessian_apply(V, GW, H, lam, rho, k, b)
+    Hk, Hb = pn_spectral._spectral_hessian_apply(V, GW, H, lam, rho, k, b)
     assert curvature == pytest.approx(np.vdot(k, Hk) + np.vdot(b, Hb), rel=1e-5)
     k2, b2 = rng.standard_normal((m, r)), rng.standard_normal((r, T))
-    H2k, H2b = pn._spectral_hessian_apply(V, GW, H, lam, rho, k2, b2)
+    H2k, H2b = pn_spectral._spectral_hessian_apply(V, GW, H, lam, rho, k2, b2)
     assert np.vdot(k2, Hk) + np.vdot(b2, Hb) == pytest.approx(np.vdot(k, H2k) + np.vdot(b, H2b), rel=1e-12)
 
 
@@ -249,11 +251,11 @@ def test_spectral_step_solves_the_chart_newton_system(seed, shape, rho):
     n = m * r + r * T
     cols = []
     for e in np.eye(n):
-        hk, hb = pn._spectral_hessian_apply(V, GW, H, lam, rho, e[: m * r].reshape(m, r), e[m * r:].reshape(r, T))
+        hk, hb = pn_spectral._spectral_hessian_apply(V, GW, H, lam, rho, e[: m * r].reshape(m, r), e[m * r:].reshape(r, T))
         cols.append(np.concatenate([hk.ravel(), hb.ravel()]))
     dense = np.array(cols).T
     assert np.linalg.eigvalsh(0.5 * (dense + dense.T)).min() > 0  # near stationarity: positive definite
-    xk, xb = pn._spectral_step(H, U, Up, S, Q, B, UpGW, gK, gB, lam, rho)
+    xk, xb = pn_spectral._spectral_step(H, U, Up, S, Q, B, UpGW, gK, gB, lam, rho)
     g = np.concatenate([gK.ravel(), gB.ravel()])
     assert np.abs(dense @ np.concatenate([xk.ravel(), xb.ravel()]) - g).max() <= 1e-10 * np.abs(g).max()
 
@@ -301,12 +303,12 @@ def test_support_newton_rows_woodbury_equals_dense():
 
     def model(V_):
         D = V_ - W
-        return (float(np.vdot(G, D) + 0.5 * np.vdot(D, pn._hess_apply(H, D))) + rho * float(np.sum(V_ * V_))
+        return (float(np.vdot(G, D) + 0.5 * np.vdot(D, pn_support._hess_apply(H, D))) + rho * float(np.sum(V_ * V_))
                 + lam * np.linalg.norm(V_, axis=1).sum())
 
     # the dense Newton step on the support (unknowns task-major: row j of task t)
     norms = np.linalg.norm(V[rows], axis=1)
-    grad = (G + pn._hess_apply(H, V - W) + 2 * rho * V)[rows] + lam * V[rows] / norms[:, None]
+    grad = (G + pn_support._hess_apply(H, V - W) + 2 * rho * V)[rows] + lam * V[rows] / norms[:, None]
     n = len(rows) * T
     K = np.zeros((n, n))
     for t in range(T):

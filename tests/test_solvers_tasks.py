@@ -267,7 +267,7 @@ def tabular_stall():
     change of the fit's rounding, and the CVXPY referee's accuracy with it."""
     from pathlib import Path
 
-    from amtl_cvx.generators import make_tabular_tasks
+    from amtl_cvx.data import make_tabular_tasks
 
     data = make_tabular_tasks(30, random_state=1).train
     B = np.load(Path(__file__).parent / "data" / "tabular_stall_B.npz")["B"]

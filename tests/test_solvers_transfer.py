@@ -325,13 +325,13 @@ def test_warm_start_from_solution_is_immediate():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_two_entries_per_pivot_match_one(monkeypatch, seed):
     """Letting a second coordinate enter per pivot changes the path, not the optimum."""
-    import solvers.transfer as transfer
+    from solvers.bstep import full_pricing
 
     rng = np.random.default_rng(60 + seed)
     W, p = planted(80, 12, rng)
     W[:, 5] = W[:, 3]  # a duplicated task: dependent violators and swaps
     two = solve_transfer(W, p, 0.7)
-    monkeypatch.setattr(transfer, "_PIVOT_ADDS", 1)
+    monkeypatch.setattr(full_pricing, "_PIVOT_ADDS", 1)
     one = solve_transfer(W, p, 0.7)
     assert one.converged and two.converged
     assert two.n_iter < one.n_iter
@@ -468,7 +468,7 @@ def test_helper_validation():
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", range(8))
 def test_semidefinite_fallback_solves_restricted_problem(seed):
-    from solvers.transfer import _nnqp_psd
+    from solvers.bstep.semidefinite import _nnqp_psd
 
     rng = np.random.default_rng(100 + seed)
     d, K = int(rng.integers(1, 5)), int(rng.integers(2, 12))
@@ -518,7 +518,8 @@ def test_nnls_rescue_carries_the_linear_term(seed):
     """The rescue's extra row must reproduce ``p'b`` exactly: on planted instances with
     p > 0 its columns match Clarabel's optimum (a dropped or mis-scaled row gives the
     p = 0 solution, with a larger support and a larger objective)."""
-    from solvers.transfer import _dense, _nnls_rescue
+    from solvers.bstep.certificate import _dense
+    from solvers.bstep.polish import _nnls_rescue
 
     rng = np.random.default_rng(seed)
     W, p = planted(30, 8, rng, mu=0.5)
@@ -718,10 +719,10 @@ def test_a_wrong_column_is_caught_wherever_it_is(monkeypatch, block_entries):
     """Zero each column of the optimal B in turn (the last one included, and the last
     of every block when the columns are certified in blocks): the certificate of the
     whole B must see it, and the other columns alone must still certify."""
-    import solvers.transfer as transfer
+    from solvers.bstep import checks
 
     if block_entries is not None:  # T = 10 rows: blocks of 1, 2 and 3 columns
-        monkeypatch.setattr(transfer, "_BLOCK_ENTRIES", block_entries)
+        monkeypatch.setattr(checks, "_BLOCK_ENTRIES", block_entries)
     rng = np.random.default_rng(46)
     W, p = planted(10, 4, rng, mu=0.05)
     T = W.shape[1]

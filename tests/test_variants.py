@@ -24,8 +24,8 @@ from amtl_cvx import (
     make_regression_tasks,
     stack_tasks,
 )
-from amtl_cvx.backends import ConvergenceWarning
-from amtl_cvx.fit import NonMonotoneWarning
+from amtl_cvx.algorithms import ConvergenceWarning
+from amtl_cvx.algorithms import NonMonotoneWarning
 from tests.conftest import ROOT
 
 SAME = lambda s: cp.Problem(cp.Minimize(s.objective))  # noqa: E731 - the built-in step, restated
@@ -210,8 +210,9 @@ def test_estimator_takes_a_variant_into_grid_search():
 def test_an_infeasible_extrapolated_point_is_worth_infinity(small):
     """The safeguard of the extrapolation: a point outside the variant's constraints is
     never accepted (it is worth +inf), a feasible one is worth the objective."""
-    from amtl_cvx.backends import VariantBackend, make_backend
-    from amtl_cvx.fit import _VariantObjective
+    from amtl_cvx.algorithms import make_backend
+    from amtl_cvx.algorithms.backends import VariantBackend
+    from amtl_cvx.algorithms.variants import _VariantObjective
 
     ex = _example()
     T, c = small.n_tasks, np.ones(small.n_tasks)

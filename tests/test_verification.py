@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from amtl_cvx import load_release_mat, make_classification_tasks, make_regression_tasks
-from amtl_cvx.exact import ExactSolveError
-from amtl_cvx.objective import task_losses
-from amtl_cvx.verification import (
+from amtl_cvx.problems.exact import ExactSolveError
+from amtl_cvx.problems.objective import task_losses
+from amtl_cvx.tools.verification import (
     STEPS,
     VERIFY_COLUMNS,
     StepInstance,

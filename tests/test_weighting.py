@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amtl_cvx.baselines.network import MultiTaskNetwork
-from amtl_cvx.baselines.weighting import (
-    BatchStats,
-    CosineWeighting,
-    GradNormWeighting,
-    LBTWWeighting,
-    TaskWeighting,
-    make_weighting,
-)
+from amtl_cvx.lbtw import MultiTaskNetwork
+from amtl_cvx.lbtw import TaskWeighting, make_weighting
+from amtl_cvx.lbtw.weighting import BatchStats, CosineWeighting, GradNormWeighting, LBTWWeighting
 
 
 def _stats(losses, counts=None, epoch=0, step=0, **kw):
@@ -81,7 +75,7 @@ def test_lbtw_task_without_labels_after_its_reference_keeps_ratio_one():
 def test_lbtw_in_the_network_never_zeroes_a_task_missing_from_a_batch():
     """End to end: task 1 is labelled on 3 rows only, so most batches have no label for
     it, some after the batch that set its reference; LBTW must still weigh it (ratio 1)."""
-    from amtl_cvx.baselines.network import MultiTaskNetwork
+    from amtl_cvx.lbtw import MultiTaskNetwork
 
     class Recording(LBTWWeighting):
         def __init__(self):

@@ -1,29 +1,30 @@
-"""Baselines: single-task models and multi-task networks with task weighting (LBTW)."""
+"""Baselines: single-task models and the linear multi-task baselines.
 
-from amtl_cvx.baselines.network import MultiTaskNetwork, SingleTaskNetworks
-from amtl_cvx.baselines.single_task import fit_single_task
-from amtl_cvx.baselines.weighting import WEIGHTINGS, TaskWeighting, make_weighting
+The single-task fit is :func:`amtl_cvx.algorithms.single_task.fit_single_task` (AMTL at
+``B = 0``, also Algorithm 1's starting point), re-exported here. The multi-task networks
+with task weighting (LBTW) are :mod:`amtl_cvx.lbtw`.
+"""
 
-#: The multi-task baselines of amtl_cvx.baselines.multitask (imported lazily, below).
-_MULTITASK = ("fit_pooled", "fit_mean_regularized", "fit_l21", "fit_trace_norm", "fit_gomtl",
-              "GOMTLFit", "MultiTaskBaseline", "MULTITASK_BASELINES")
+from amtl_cvx.algorithms.single_task import fit_single_task
+from amtl_cvx.baselines.multitask import (
+    MULTITASK_BASELINES,
+    GOMTLFit,
+    MultiTaskBaseline,
+    fit_gomtl,
+    fit_l21,
+    fit_mean_regularized,
+    fit_pooled,
+    fit_trace_norm,
+)
 
 __all__ = [
     "fit_single_task",
-    "MultiTaskNetwork",
-    "SingleTaskNetworks",
-    "TaskWeighting",
-    "WEIGHTINGS",
-    "make_weighting",
-    *_MULTITASK,
+    "fit_pooled",
+    "fit_mean_regularized",
+    "fit_l21",
+    "fit_trace_norm",
+    "fit_gomtl",
+    "GOMTLFit",
+    "MultiTaskBaseline",
+    "MULTITASK_BASELINES",
 ]
-
-
-def __getattr__(name: str):
-    # imported on first use: the estimators of amtl_cvx.baselines.multitask subclass
-    # amtl_cvx.estimators, which imports this package
-    if name in _MULTITASK:
-        from amtl_cvx.baselines import multitask
-
-        return getattr(multitask, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

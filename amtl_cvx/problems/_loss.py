@@ -1,11 +1,11 @@
-"""CVXPY expressions of the per-task mean losses (the scaling of ``amtl_cvx.objective``)."""
+"""CVXPY expressions of the per-task mean losses (the scaling of ``amtl_cvx.problems.objective``)."""
 
 from __future__ import annotations
 
 import cvxpy as cp
 import numpy as np
 
-from amtl_cvx.data import LOSSES
+from amtl_cvx.data.container import LOSSES
 
 __all__ = ["loss_expression", "target_scale"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from amtl_cvx.exact import AUTO_LADDER, ExactSolveError, SolveStats, solve_problem
+from amtl_cvx.problems.exact import AUTO_LADDER, ExactSolveError, SolveStats, solve_problem
 
 from amtl_cvx.problems import memory
 
@@ -120,14 +120,14 @@ class StatedProblem:
             )
 
     def solve(self, solver: str | None = None, **options: Any) -> ExactResult:
-        """Solve at tight tolerances (see :data:`amtl_cvx.exact.SOLVER_OPTIONS`).
+        """Solve at tight tolerances (see :data:`amtl_cvx.problems.exact.SOLVER_OPTIONS`).
 
         Parameters
         ----------
         solver : {"OSQP", "CLARABEL", "ECOS"} or None
             A named solver is used alone, at its tight tolerance: any status other than
-            ``optimal`` raises :class:`amtl_cvx.exact.ExactSolveError`. ``None`` climbs
-            the ladder :data:`amtl_cvx.exact.AUTO_LADDER` (QPs: OSQP, then Clarabel at
+            ``optimal`` raises :class:`amtl_cvx.problems.exact.ExactSolveError`. ``None`` climbs
+            the ladder :data:`amtl_cvx.problems.exact.AUTO_LADDER` (QPs: OSQP, then Clarabel at
             1e-9, then at 1e-8;
             exponential-cone logistic statements: ECOS, then Clarabel at 1e-9, then
             at 1e-8), each rung strict; the error is raised only when every rung fails.
@@ -153,7 +153,7 @@ class StatedProblem:
 
     @property
     def ladder(self) -> list[tuple[str, dict[str, Any]]]:
-        """The automatic solver ladder (``solver=None``): :data:`amtl_cvx.exact.AUTO_LADDER`
+        """The automatic solver ladder (``solver=None``): :data:`amtl_cvx.problems.exact.AUTO_LADDER`
         of the statement's cone."""
         return AUTO_LADDER[self.cone]
 

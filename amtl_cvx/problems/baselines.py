@@ -50,8 +50,8 @@ import cvxpy as cp
 import numpy as np
 
 from amtl_cvx._validation import check_array, check_scalar
-from amtl_cvx.data import MultiTaskData
-from amtl_cvx.exact import AUTO_LADDER
+from amtl_cvx.data.container import MultiTaskData
+from amtl_cvx.problems.exact import AUTO_LADDER
 from amtl_cvx.problems import memory
 from amtl_cvx.problems._loss import loss_expression, target_scale
 from amtl_cvx.problems.base import ExactResult, StatedProblem

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from amtl_cvx._validation import check_array, check_scalar, check_transfer_matrix
-from amtl_cvx.data import MultiTaskData
+from amtl_cvx.data.container import MultiTaskData
 from amtl_cvx.problems._loss import loss_expression, target_scale
 from amtl_cvx.problems.base import StatedProblem
 

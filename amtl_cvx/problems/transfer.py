@@ -27,7 +27,7 @@ restated with constant data (``d T^2`` entries on every path).
 Answers are polished and checked. A solver's tolerance is absolute in these units, so a
 column far smaller than the largest is solved only roughly; every answer is therefore
 polished column by column on the support the solver found and certified by the B-step's
-per-entry KKT residual, or the solve raises :class:`~amtl_cvx.exact.ExactSolveError`
+per-entry KKT residual, or the solve raises :class:`~amtl_cvx.problems.exact.ExactSolveError`
 (see ``_TransferBase._solve_with``). :class:`TransferColumnProblem` states one column
 in its own units and resolves what the whole statement cannot.
 """
@@ -40,7 +40,7 @@ import cvxpy as cp
 import numpy as np
 
 from amtl_cvx._validation import check_array, check_scalar
-from amtl_cvx.exact import ExactSolveError
+from amtl_cvx.problems.exact import ExactSolveError
 from amtl_cvx.problems.base import ExactResult, StatedProblem
 
 __all__ = ["TransferProblem", "TransferColumnProblem"]
@@ -97,7 +97,7 @@ class _TransferBase(StatedProblem):
         solver found (:func:`_polish_column`, in unit-norm columns) and the result is
         certified by the B-step's per-entry KKT residual on this statement's columns
         (:func:`solvers.transfer.transfer_kkt_residual`); above :data:`KKT_TOL` the solve is an
-        :class:`~amtl_cvx.exact.ExactSolveError` (the automatic ladder then tries the
+        :class:`~amtl_cvx.problems.exact.ExactSolveError` (the automatic ladder then tries the
         next solver), never a silently wrong answer.
         """
         from solvers.transfer import transfer_kkt_residual

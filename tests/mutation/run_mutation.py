@@ -15,8 +15,8 @@ Entries that match no mutant any more are reported as stale.
 Usage (from the repository root, in the dev venv)::
 
     nice -n 10 python tests/mutation/run_mutation.py               # everything selected
-    nice -n 10 python tests/mutation/run_mutation.py amtl_cvx/objective.py solvers/transfer.py
-    python tests/mutation/run_mutation.py --only 'transfer_kkt_residual' solvers/transfer.py
+    nice -n 10 python tests/mutation/run_mutation.py amtl_cvx/problems/objective.py solvers/bstep/certificate.py
+    python tests/mutation/run_mutation.py --only 'transfer_kkt_residual' solvers/bstep/certificate.py
 
 Options: ``--max-children N`` (parallel workers, default 2), ``--keep`` (keep the
 temporary copy and print its path; ``mutmut show <name>`` / ``mutmut browse`` work there),
