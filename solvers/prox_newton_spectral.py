@@ -129,7 +129,7 @@ def _spectral_newton(
                 V, f = prev[0], prev[1]
                 break
             prev = None
-        step = _spectral_step(H, U, Up, S, Q, B, UpGW, gK, gB, lam, rho)
+        step = _spectral_step(H, (U, Up, S, Q), B, UpGW, gK, gB, lam, rho)
         if step is None:
             break
         xk, xb = step
@@ -150,10 +150,7 @@ def _spectral_newton(
 
 def _spectral_step(
     H: np.ndarray,
-    U: np.ndarray,
-    Up: np.ndarray,
-    S: np.ndarray,
-    Q: np.ndarray,
+    chart: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     B: np.ndarray,
     UpGW: np.ndarray,
     gK: np.ndarray,
@@ -162,10 +159,11 @@ def _spectral_step(
     rho: float,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The Newton step ``(k, b)`` of :func:`_spectral_newton`: the solution of
-    ``Hess (k, b) = (gK, gB)`` in the chart at ``V = U diag(S) Q'`` (``B = diag(S) Q'``,
-    ``UpGW = U_perp' G_W``), by the blocks of that docstring; ``None`` where a block is
-    singular or neither the Hessian nor its Gauss-Newton part has a positive definite
-    Schur complement."""
+    ``Hess (k, b) = (gK, gB)`` in the chart ``(U, Up, S, Q)`` of :func:`_spectral_chart`
+    at ``V = U diag(S) Q'`` (``B = diag(S) Q'``, ``UpGW = U_perp' G_W``), by the blocks of
+    that docstring; ``None`` where a block is singular or neither the Hessian nor its
+    Gauss-Newton part has a positive definite Schur complement."""
+    U, Up, S, Q = chart
     T, r, m = Q.shape[0], S.size, Up.shape[1]
     HU = np.matmul(H, U)  # (T, d, r)
     P = np.matmul(U.T, HU)

@@ -255,7 +255,7 @@ def test_spectral_step_solves_the_chart_newton_system(seed, shape, rho):
         cols.append(np.concatenate([hk.ravel(), hb.ravel()]))
     dense = np.array(cols).T
     assert np.linalg.eigvalsh(0.5 * (dense + dense.T)).min() > 0  # near stationarity: positive definite
-    xk, xb = pn_spectral._spectral_step(H, U, Up, S, Q, B, UpGW, gK, gB, lam, rho)
+    xk, xb = pn_spectral._spectral_step(H, (U, Up, S, Q), B, UpGW, gK, gB, lam, rho)
     g = np.concatenate([gK.ravel(), gB.ravel()])
     assert np.abs(dense @ np.concatenate([xk.ravel(), xb.ravel()]) - g).max() <= 1e-10 * np.abs(g).max()
 
