@@ -66,6 +66,7 @@ import numpy as np
 from solvers.bstep.certificate import transfer_kkt_residual
 from solvers.bstep.checks import _P_MAX, _check_B_any, _check_inputs, _check_ridge
 from solvers.bstep.compact_certificate import (
+    _column_gaps,
     _compact_from_csc,
     _compact_objective,
     _price_block,
@@ -283,7 +284,12 @@ def solve_transfer_first_order(
         zeros off the support and an exactly zero diagonal; ``objective`` the value
         above; ``n_iter`` the coordinate-descent epochs (summed over rounds, largest
         over blocks); ``certificate`` the relative KKT residual at ``solution``;
-        ``history`` the largest certificate per round.
+        ``history`` the largest certificate per round; ``duality_gap`` the relative
+        duality gap of :func:`transfer_duality_gap` at ``solution`` (one extra
+        ``O(d T^2)`` pass). Without the ridge, a column whose
+        residual points into a sender with zero price gets the dual point 0, so its
+        gap is its whole objective: the gap certifies only where prices are positive
+        (the KKT certificate holds everywhere).
 
     Raises
     ------
@@ -311,16 +317,16 @@ def solve_transfer_first_order(
     Bs0 = _check_B_any(B0, T, "B0") if B0 is not None else None
     sparse = sparse_output is True or (sparse_output == "auto" and T > SPARSE_AUTO_T)
 
-    def result(sup_idx, sup_x, cols, obj, n_iter, cert, hist) -> SolverResult:
+    def result(sup_idx, sup_x, cols, obj, n_iter, cert, hist, gap) -> SolverResult:
         Bc = _to_csc(sup_idx, sup_x, cols, T)
         sol = Bc if sparse else Bc.toarray()
-        return SolverResult(sol, obj, int(n_iter), bool(cert <= tol), float(cert), tol, tuple(hist))
+        return SolverResult(sol, obj, int(n_iter), bool(cert <= tol), float(cert), tol, tuple(hist), float(gap))
 
     sigma = float(np.max(np.abs(W)))
     all_cols = np.arange(T)
     if sigma == 0.0:
         empty = np.zeros((T, 0), dtype=np.intp)
-        return result(empty, np.zeros((T, 0)), all_cols, 0.0, 0, 0.0, (0.0,) if record_history else ())
+        return result(empty, np.zeros((T, 0)), all_cols, 0.0, 0, 0.0, (0.0,) if record_history else (), 0.0)
     # the units of solve_transfer: lam = 1, max |W| = 1 (same minimisers and certificate)
     Wu = W / sigma
     pu = np.minimum(p / lam / sigma / sigma, _P_MAX)
@@ -378,4 +384,10 @@ def solve_transfer_first_order(
         cert = transfer_kkt_residual(Wu, _to_csc(sup_idx, sup_x, all_cols, T).toarray(), pu, 1.0, ridge=rhou)
         if record_history:
             hist[-1] = cert
-    return result(sup_idx, sup_x, all_cols, obj, n_iter, cert, hist)
+    # the relative duality gap (transfer_duality_gap's, same operations): one more pass of
+    # O(d T^2), in column blocks
+    primal, dual = _column_gaps(W, p / lam, rho / lam, sup_idx, sup_x, all_cols)
+    P = float(primal.sum())
+    gap = max(float(np.sum(primal - dual)), 0.0)
+    rel_gap = 0.0 if gap == 0.0 else gap / max(P, 1e-300)
+    return result(sup_idx, sup_x, all_cols, obj, n_iter, cert, hist, rel_gap)

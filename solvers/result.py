@@ -31,6 +31,11 @@ class SolverResult:
         The tolerance the certificate was compared with.
     history : tuple of float
         Optional per-iteration certificate values (empty unless requested).
+    duality_gap : float or None
+        The relative duality gap at ``solution`` (``(P - D) / P``, ``P`` the objective and
+        ``D`` the dual value of a dual-feasible point built from ``solution``), for the
+        solvers whose problem has a cheap dual (the first-order B-step); ``None`` for the
+        others.
     """
 
     solution: np.ndarray | tuple[np.ndarray, ...]
@@ -40,6 +45,7 @@ class SolverResult:
     certificate: float
     tol: float
     history: tuple[float, ...] = field(default=())
+    duality_gap: float | None = None
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,14 @@ def check(W, p, lam, reference=clarabel_reference, **kw) -> SolverResult:
     _, ref = reference(W, p, lam)
     gap = (res.objective - ref) / max(1.0, abs(ref))
     assert -1e-6 <= gap <= GAP_TOL, gap
+    # the reported duality gap: transfer_duality_gap's, small, and an upper bound on the
+    # suboptimality (weak duality; the referee is accurate to about 1e-9 relative)
+    _, rel_gap = transfer_duality_gap(W, B, p, lam, ridge=kw.get("ridge", 0.0))
+    assert res.duality_gap == pytest.approx(rel_gap, rel=1e-6, abs=1e-12)
+    assert res.duality_gap >= 0.0
+    if kw.get("ridge", 0.0) > 0 or np.all(p > 0):  # a zero price makes the dual point 0 (documented)
+        assert res.duality_gap <= GAP_TOL
+    assert res.duality_gap * res.objective >= res.objective - ref - 1e-9 * max(1.0, abs(ref))
     return res
 
 
@@ -174,6 +182,7 @@ def test_duality_gap_is_zero_at_the_solution_and_positive_elsewhere():
         res = solve_transfer_first_order(W, p, 2.0, ridge=rho, sparse_output=False)
         gap, rel = transfer_duality_gap(W, res.solution, p, 2.0, ridge=rho)
         assert 0.0 <= rel <= 1e-9 and gap <= 1e-9 * res.objective
+        assert res.duality_gap == pytest.approx(rel, rel=1e-6, abs=1e-15)
         # a feasible, non-optimal B has a gap bounded below by its suboptimality
         B = res.solution * 0.7
         gap2, _ = transfer_duality_gap(W, B, p, 2.0, ridge=rho)
