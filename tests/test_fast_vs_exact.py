@@ -23,35 +23,41 @@ from tests.conftest import release_file
 GAP = 1e-7  # relative objective gap allowed between the fast and the exact solutions
 
 
-class RecordingBackend(FastBackend):
-    """The fast backend, keeping a copy of every subproblem and its fast solution."""
+def _recording(base: type) -> type:
+    """The backend class ``base``, keeping a copy of every subproblem and its solution."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls: list[tuple] = []
+    class Recording(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.calls: list[tuple] = []
 
-    def transfer(self, W, penalty, lam, B0=None, ridge=0.0):
-        B = super().transfer(W, penalty, lam, B0, ridge)
-        self.calls.append(("transfer", (W.copy(), penalty.copy(), lam, ridge), B))
-        return B
+        def transfer(self, W, penalty, lam, B0=None, ridge=0.0):
+            B = super().transfer(W, penalty, lam, B0, ridge)
+            self.calls.append(("transfer", (W.copy(), penalty.copy(), lam, ridge), B))
+            return B
 
-    def tasks(self, B, lam, weights, ridge, W0=None):
-        W = super().tasks(B, lam, weights, ridge, W0)
-        self.calls.append(("tasks", (B.copy(), lam, weights.copy(), ridge), W))
-        return W
+        def tasks(self, B, lam, weights, ridge, W0=None):
+            W = super().tasks(B, lam, weights, ridge, W0)
+            self.calls.append(("tasks", (B.copy(), lam, weights.copy(), ridge), W))
+            return W
 
-    def curriculum(self, task, W, learned, q, lam, ridge):
-        w, b = super().curriculum(task, W, learned, q, lam, ridge)
-        self.calls.append(("curriculum", (task, W.copy(), learned.copy(), q.copy(), lam, ridge), (w, b)))
-        return w, b
+        def curriculum(self, task, W, learned, q, lam, ridge):
+            w, b = super().curriculum(task, W, learned, q, lam, ridge)
+            self.calls.append(("curriculum", (task, W.copy(), learned.copy(), q.copy(), lam, ridge), (w, b)))
+            return w, b
+
+    return Recording
 
 
-def _record(monkeypatch, fitter, data, **kwargs):
+def _record(monkeypatch, fitter, data, backend_cls=FastBackend, **kwargs):
+    """Run ``fitter(data, **kwargs)`` on a recording ``backend_cls``; return its subproblems."""
     engines = []
+    recording = _recording(backend_cls)
+    expected = kwargs.get("backend", "fast")
 
     def make(backend, data_, loss, solver=None, tol=1e-9, client=None):
-        assert client is None
-        engine = RecordingBackend(data_, loss, tol)
+        assert backend == expected and client is None
+        engine = recording(data_, loss, tol)
         engines.append(engine)
         return engine
 

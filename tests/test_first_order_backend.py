@@ -22,7 +22,7 @@ from amtl_cvx import (
 from amtl_cvx.algorithms import BACKENDS, ConvergenceWarning, make_backend
 from amtl_cvx.algorithms.backends import FastBackend, FirstOrderBackend
 from tests.conftest import release_file
-from tests.test_fast_vs_exact import _check_calls
+from tests.test_fast_vs_exact import _check_calls, _record
 
 GAP = 1e-7
 
@@ -136,51 +136,18 @@ def test_each_step_matches_the_fast_solver():
 # ----------------------------------------------------------------------------
 
 
-class RecordingFirstOrder(FirstOrderBackend):
-    """The first-order backend, keeping a copy of every subproblem and its solution."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls: list[tuple] = []
-
-    def transfer(self, W, penalty, lam, B0=None, ridge=0.0):
-        B = super().transfer(W, penalty, lam, B0, ridge)
-        self.calls.append(("transfer", (W.copy(), penalty.copy(), lam, ridge), B))
-        return B
-
-    def tasks(self, B, lam, weights, ridge, W0=None):
-        W = super().tasks(B, lam, weights, ridge, W0)
-        self.calls.append(("tasks", (B.copy(), lam, weights.copy(), ridge), W))
-        return W
-
-    def curriculum(self, task, W, learned, q, lam, ridge):
-        w, b = super().curriculum(task, W, learned, q, lam, ridge)
-        self.calls.append(("curriculum", (task, W.copy(), learned.copy(), q.copy(), lam, ridge), (w, b)))
-        return w, b
-
-
-def _record(monkeypatch, fitter, data, **kwargs):
-    engines = []
-
-    def make(backend, data_, loss, solver=None, tol=1e-9, client=None):
-        assert backend == "first-order"
-        engine = RecordingFirstOrder(data_, loss, tol)
-        engines.append(engine)
-        return engine
-
-    monkeypatch.setattr("amtl_cvx.algorithms.alternating.make_backend", make)
-    monkeypatch.setattr("amtl_cvx.algorithms.curriculum.make_backend", make)
+def _record_first_order(monkeypatch, fitter, data, **kwargs):
+    """The subproblems of a first-order fit (each certified: a first-order warning fails)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="first-order", category=ConvergenceWarning)  # certified
-        fitter(data, backend="first-order", **kwargs)
-    return engines[0].calls
+        warnings.filterwarnings("error", message="first-order", category=ConvergenceWarning)
+        return _record(monkeypatch, fitter, data, FirstOrderBackend, backend="first-order", **kwargs)
 
 
 @pytest.mark.filterwarnings("ignore:fit_alternating stopped after")  # max_iter on purpose
 @pytest.mark.parametrize("lam, mu", [(10.0, 0.1), (1.0, 1.0)])
 def test_alternating_on_release_data_held_to_cvxpy(monkeypatch, lam, mu):
     data = load_release_mat(release_file("synthetic_dataset.mat")).train
-    calls = _record(monkeypatch, fit_alternating, data, lam=lam, mu=mu, max_iter=4, method="alternating")
+    calls = _record_first_order(monkeypatch, fit_alternating, data, lam=lam, mu=mu, max_iter=4, method="alternating")
     # objective gap <= 1e-7 both ways round, B exactly feasible, W equal to the unique
     # exact W-step minimiser (n_t = 30 > d = 21)
     assert _check_calls(calls, data, "squared") == {"transfer", "tasks"}
@@ -189,5 +156,5 @@ def test_alternating_on_release_data_held_to_cvxpy(monkeypatch, lam, mu):
 
 def test_curriculum_on_release_data_held_to_cvxpy(monkeypatch):
     data = load_release_mat(release_file("synthetic_dataset.mat")).train
-    calls = _record(monkeypatch, fit_curriculum, data, lam=10.0, mu=0.1, selection="static")
+    calls = _record_first_order(monkeypatch, fit_curriculum, data, lam=10.0, mu=0.1, selection="static")
     assert _check_calls(calls, data, "squared") == {"curriculum", "tasks"}
