@@ -68,7 +68,6 @@ from solvers.bstep.checks import _P_MAX, _check_B_any, _check_inputs, _check_rid
 from solvers.bstep.compact_certificate import (
     _column_gaps,
     _compact_from_csc,
-    _compact_objective,
     _price_block,
     _Pricing,
     _to_csc,
@@ -373,7 +372,10 @@ def solve_transfer_first_order(
                         h[i] if i < len(h) else h[-1]) for i in range(L)]
     if record_history:
         hist.append(cert)
-    obj = _compact_objective(Wu, pu, rhou, sup_idx, sup_x) * lam * sigma * sigma
+    # objective and relative duality gap (transfer_duality_gap's, same operations) in one
+    # more pass of O(d T^2), in column blocks
+    primal, dual = _column_gaps(W, p / lam, rho / lam, sup_idx, sup_x, all_cols)
+    obj = float(primal.sum()) * lam
     if not np.isfinite(obj):
         raise ValueError(
             f"the B-step objective overflows float64 (lam = {lam:g}, max |W| = {sigma:g}); rescale W or lam"
@@ -384,10 +386,6 @@ def solve_transfer_first_order(
         cert = transfer_kkt_residual(Wu, _to_csc(sup_idx, sup_x, all_cols, T).toarray(), pu, 1.0, ridge=rhou)
         if record_history:
             hist[-1] = cert
-    # the relative duality gap (transfer_duality_gap's, same operations): one more pass of
-    # O(d T^2), in column blocks
-    primal, dual = _column_gaps(W, p / lam, rho / lam, sup_idx, sup_x, all_cols)
-    P = float(primal.sum())
     gap = max(float(np.sum(primal - dual)), 0.0)
-    rel_gap = 0.0 if gap == 0.0 else gap / max(P, 1e-300)
+    rel_gap = 0.0 if gap == 0.0 else gap / max(float(primal.sum()), 1e-300)
     return result(sup_idx, sup_x, all_cols, obj, n_iter, cert, hist, rel_gap)

@@ -141,19 +141,6 @@ def _price_block(
 
 
 
-def _compact_objective(W, p, rho, sup_idx, sup_x) -> float:
-    d, T = W.shape
-    S = sup_idx.shape[1]
-    total = float(np.sum(p[sup_idx] * sup_x) + rho * np.sum(sup_x * sup_x)) if S else 0.0
-    nb = max(1, _PRICE_ENTRIES // (d * max(S, 1)))
-    for start in range(0, T, nb):
-        sl = slice(start, min(T, start + nb))
-        R = W[:, sl] - (np.einsum("dns,ns->dn", W[:, sup_idx[sl]], sup_x[sl]) if S else 0.0)
-        total += float(np.einsum("ij,ij->", R, R))
-    return total
-
-
-
 def _column_gaps(W, p, rho, sup_idx, sup_x, cols) -> tuple[np.ndarray, np.ndarray]:
     """Primal and dual values per column (units ``lam = 1``), see :func:`transfer_duality_gap`."""
     d, T = W.shape
