@@ -131,7 +131,7 @@ def _solve_block(
     scale = pr.scale
     thr_rel = 0.5 * tol
     thr_qp = max(min(0.5 * tol, 1e-12), 1e-14) * scale  # absolute, gradient units
-    m = min(T - 1, max(_WS_FACTOR * d, 10))
+    m = min(T - 1, max(int(_WS_FACTOR * d), 10))
     hist: list[float] = []
     if T == 1:
         return np.zeros((n, 0), np.intp), np.zeros((n, 0)), np.zeros(n), 0, 0, [0.0] if record else []
@@ -372,6 +372,10 @@ def solve_transfer_first_order(
                         h[i] if i < len(h) else h[-1]) for i in range(L)]
     if record_history:
         hist.append(cert)
+    # supports in increasing index, as transfer_duality_gap reads them from a CSC
+    # matrix: the same summation order, so the same gap to the last bit
+    order = np.argsort(np.where(sup_x > 0, sup_idx, T), axis=1, kind="stable")
+    sup_idx, sup_x = np.take_along_axis(sup_idx, order, axis=1), np.take_along_axis(sup_x, order, axis=1)
     # objective and relative duality gap (transfer_duality_gap's, same operations) in one
     # more pass of O(d T^2), in column blocks
     primal, dual = _column_gaps(W, p / lam, rho / lam, sup_idx, sup_x, all_cols)

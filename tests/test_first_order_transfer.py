@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 import solvers.first_order as fo
+from solvers.bstep.compact_certificate import _dense_violators, _Pricing, _sparse_violators
 from solvers.first_order import (
     solve_transfer_first_order,
     transfer_duality_gap,
@@ -139,18 +140,54 @@ def test_sparse_output_equals_dense_and_blocks_change_nothing():
         transfer_kkt_residual(W, dense.solution, p, 1.0), abs=1e-15)
     Bbad = dense.solution.copy()
     Bbad[np.nonzero(Bbad)[0][0], np.nonzero(Bbad)[1][0]] *= 1.5
+    # one support entry dropped: its worst entry is off the support, among a few
+    # violators (the pricing pass's sparse path, _sparse_violators)
+    Bdrop = dense.solution.copy()
+    Bdrop[np.nonzero(Bdrop)[0][-1], np.nonzero(Bdrop)[1][-1]] = 0.0
     rng = np.random.default_rng(0)
     Brand = np.where(rng.uniform(size=(40, 40)) < 0.1, rng.uniform(size=(40, 40)), 0.0)
     np.fill_diagonal(Brand, 0.0)
     # non-optimal points whose worst entry is off the support (B = 0, a shrunk
     # solution) or anywhere (a random sparse B), with and without the ridge
-    for B in (Bbad, np.zeros((40, 40)), 0.5 * dense.solution, Brand):
+    for B in (Bbad, Bdrop, np.zeros((40, 40)), 0.5 * dense.solution, Brand):
         for rho in (0.0, 0.7):
             ref = transfer_kkt_residual(W, B, p, 1.0, ridge=rho)
             assert ref > 1e-3
             assert transfer_kkt_residual_compact(W, sp.csc_matrix(B), p, 1.0, ridge=rho) == pytest.approx(
                 ref, rel=1e-12)
     assert transfer_kkt_residual_compact(W, -Bbad, p, 1.0) == np.inf
+
+
+@pytest.mark.parametrize("violators", [0.001, 0.02, 0.3])
+def test_sparse_and_dense_pricing_agree(violators):
+    """The pricing pass's two paths (all entries, or the violators alone) give the same
+    certificate to the last bit and the same accepted candidates, for few and many
+    violators and a zero price (ranked first)."""
+    rng = np.random.default_rng(3)
+    k, T, m = 30, 400, 12
+    W = rng.standard_normal((5, T))
+    p = rng.uniform(0.1, 1.0, T)
+    p[7] = 0.0
+    pr = _Pricing.of(W, p, 0.0)
+    V = np.where(rng.uniform(size=(k, T)) < violators, rng.uniform(1e-9, 2.0, (k, T)), -rng.uniform(size=(k, T)))
+    V[np.arange(k), np.arange(k) + 100] = 1e-4  # at least one violator per row
+    V[1:6, 7] = 0.3  # a violator whose price is 0
+    V[np.arange(k), np.arange(k)] = -np.inf  # own index
+    V[0] = -1.0  # a row without a violator
+    mt = rng.uniform(0.5, 50.0, k)  # large m_t: sigma capped at the scale
+    thr = 1e-3
+    off_d, cand_d, ok_d = _dense_violators(pr, V.copy(), mt, m, thr)
+    off_s, cand_s, ok_s = _sparse_violators(pr, V.copy(), V > 0, mt, m, thr)
+    np.testing.assert_array_equal(off_s, off_d)
+    assert off_d[0] == 0.0 and np.all(off_d[1:] > 0)
+    assert all(7 in cand_d[r][ok_d[r]] for r in range(1, 6))  # a zero price ranks first
+    for r in range(k):
+        assert set(cand_s[r][ok_s[r]]) == set(cand_d[r][ok_d[r]])
+    # the candidates are the largest violations relative to the price
+    score = np.where(V > 0, V * pr.inv_p, -np.inf)
+    r = int(np.argmax((V > 0).sum(axis=1)))
+    best = np.sort(score[r])[::-1][: ok_d[r].sum()]
+    np.testing.assert_array_equal(np.sort(score[r, cand_d[r][ok_d[r]]])[::-1], best)
 
 
 def test_auto_sparse_threshold(monkeypatch):

@@ -19,6 +19,10 @@ from solvers.bstep.checks import _check_B_any, _check_inputs, _check_ridge, _gra
 
 #: target number of float64 entries of the pricing temporaries (about 16 MB each)
 _PRICE_ENTRIES = 2_000_000
+#: ranking weight of a violator whose price is 0 (before any priced one)
+_INV_P_ZERO = 1e300
+#: a pricing block works on its violators alone when they are at most 1 / this of it
+_SPARSE_FRACTION = 8
 
 
 
@@ -57,19 +61,24 @@ def _to_csc(sup_idx: np.ndarray, sup_x: np.ndarray, cols: np.ndarray, T: int) ->
 @dataclass(frozen=True)
 class _Pricing:
     """The data of a pricing pass besides the supports, in units ``lam = 1``: ``W``
-    (``d x T``), the prices ``p``, the ridge ``rho``, the column norms of ``W`` and the
-    gradient scale (:func:`solvers.bstep.checks._grad_scale`)."""
+    (``d x T``), the prices ``p``, the ridge ``rho``, the column norms of ``W``, the
+    gradient scale (:func:`solvers.bstep.checks._grad_scale`) and ``inv_p``, the
+    weights that rank the violators (``1 / p_s``, and ``_INV_P_ZERO`` where
+    ``p_s = 0``)."""
 
     W: np.ndarray
     p: np.ndarray
     rho: float
     norms: np.ndarray
     scale: float
+    inv_p: np.ndarray
 
     @classmethod
     def of(cls, W: np.ndarray, p: np.ndarray, rho: float) -> _Pricing:
         """The pricing data of the B-step ``(W, p, rho)`` (units ``lam = 1``)."""
-        return cls(W, p, rho, np.sqrt(np.einsum("dt,dt->t", W, W)), _grad_scale(W, p, 1.0))
+        pos = p > 0
+        inv_p = np.where(pos, 1.0 / np.where(pos, p, 1.0), _INV_P_ZERO)
+        return cls(W, p, rho, np.sqrt(np.einsum("dt,dt->t", W, W)), _grad_scale(W, p, 1.0), inv_p)
 
 
 def _price_block(
@@ -84,6 +93,13 @@ def _price_block(
     coordinates off it whose gradient is negative), ``cand`` (``n x m``) the coordinates
     off the support with the most negative gradient and ``cand_ok`` those whose relative
     violation exceeds ``thr``.
+
+    The candidates are ranked by ``-g_s / p_s`` (the violation relative to the price),
+    not by ``-g_s``: with ``u = 2 (w_t - W b)`` the dual point of the column, the
+    constraint ``W_s'u <= p_s`` with the largest ratio ``W_s'u / p_s`` is the one that
+    binds first when ``u`` is scaled back to dual feasibility. Measured at ``d = 20``
+    on dense random ``W`` (``examples/bstep_fista_comparison.py``): coordinate descent
+    epochs 414 -> 223 at ``T = 2000`` and 539 -> 299 at ``T = 10,000``.
     """
     W, p, rho, norms, scale = pr.W, pr.p, pr.rho, pr.norms, pr.scale
     d, T = W.shape
@@ -102,10 +118,10 @@ def _price_block(
         si, sx = sup_idx[sl], sup_x[sl]
         R = W[:, cb] - np.einsum("dns,ns->dn", W[:, si], sx) if S else W[:, cb]
         mt = norms[cb] + np.einsum("ns,ns->n", sx, norms[si]) if S else norms[cb]  # ||w_t|| + sum_k B_kt ||w_k||
-        # V = -g off the support: p - 2 (R'W) negated, in _entry_relative's operations
+        # V = -g off the support: 2 (R'W) - p, the negation of _entry_relative's
+        # p - 2 (R'W) (the same value: IEEE subtraction is antisymmetric)
         V = (2.0 * R).T @ W  # (k, T)
-        np.subtract(p[None, :], V, out=V)  # g without the ridge term (0 off the support)
-        np.negative(V, out=V)
+        V -= p  # -g without the ridge term (0 off the support)
         V[ar, cb] = -np.inf
         if S:
             on = sx > 0
@@ -119,25 +135,104 @@ def _price_block(
             np.maximum.at(cs, rr, e)
             cert[sl] = cs
             V[rr, jj] = -np.inf
-        # off the support: r = max(0, -g) = max(0, V), relative to sigma = min(p_s +
-        # 2 m_t ||w_s||, scale); entries with V <= 0 give <= 0 (or 0/0, ignored)
-        E = np.multiply.outer(2.0 * mt, norms)
-        np.add(p[None, :], E, out=E)
-        np.minimum(E, scale, out=E)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(V, E, out=E)
-        off = np.fmax.reduce(E, axis=1)
-        cert[sl] = np.maximum(cert[sl], np.where(off > 0, off, 0.0))
-        del E
+        # off the support only the violators (V > 0) count: r = V relative to sigma =
+        # min(p_s + 2 m_t ||w_s||, scale). Past the first rounds they are a few per
+        # column, and the pass works on them alone (_sparse_violators)
+        pos = V > 0
+        if np.count_nonzero(pos) * _SPARSE_FRACTION <= V.size:
+            off, c_idx, c_ok = _sparse_violators(pr, V, pos, mt, m, thr)
+        else:
+            off, c_idx, c_ok = _dense_violators(pr, V, mt, m, thr)
+        cert[sl] = np.maximum(cert[sl], off)
         if m > 0:
-            part = np.argpartition(V, T - m, axis=1)[:, T - m:]
-            vals = np.take_along_axis(V, part, axis=1)
-            sig = np.minimum(p[part] + 2.0 * mt[:, None] * norms[part], scale)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rel = np.where(vals > 0, vals / sig, 0.0)
-            cand[sl] = part
-            cand_ok[sl] = (vals > 0) & (rel > thr)
+            cand[sl], cand_ok[sl] = c_idx, c_ok
     return cert, cand, cand_ok
+
+
+
+def _dense_violators(
+    pr: _Pricing, V: np.ndarray, mt: np.ndarray, m: int, thr: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Off-support certificate and top-``m`` violators of a pricing block, over all of
+    ``V`` (``-g``, ``-inf`` on the support and the own index); see :func:`_price_block`.
+
+    Returns the per-row certificate off the support (0 without a violator), the
+    candidates (``k x m``) and their acceptance mask.
+    """
+    p, norms, scale = pr.p, pr.norms, pr.scale
+    T = V.shape[1]
+    E = np.multiply.outer(2.0 * mt, norms)
+    np.add(p[None, :], E, out=E)
+    np.minimum(E, scale, out=E)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(V, E, out=E)
+    off = np.fmax.reduce(E, axis=1)
+    off = np.where(off > 0, off, 0.0)
+    if m <= 0:
+        return off, np.zeros((V.shape[0], 0), np.intp), np.zeros((V.shape[0], 0), bool)
+    score = np.multiply(V, pr.inv_p[None, :], out=E)  # E is free again
+    part = np.argpartition(score, T - m, axis=1)[:, T - m:]
+    vals = np.take_along_axis(V, part, axis=1)
+    return off, part, _accept(pr, vals, part, mt, thr)
+
+
+def _sparse_violators(
+    pr: _Pricing, V: np.ndarray, pos: np.ndarray, mt: np.ndarray, m: int, thr: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_dense_violators` from the violating entries ``pos = V > 0`` alone: the
+    same per-entry operations, on the nonzeros.
+
+    The candidates are the top ``m`` violators by score of each row; a row with fewer
+    fills the rest of its ``m`` slots with index 0, not accepted.
+    """
+    p, norms, scale = pr.p, pr.norms, pr.scale
+    k = V.shape[0]
+    off = np.zeros(k)
+    cand = np.zeros((k, max(m, 0)), np.intp)
+    ok = np.zeros((k, max(m, 0)), bool)
+    # flat indices (row-major, rows ascending): 10x faster than a 2-D np.nonzero
+    rr, ss = np.divmod(np.flatnonzero(pos), V.shape[1])
+    if not rr.size:
+        return off, cand, ok
+    cnt = np.bincount(rr, minlength=k)
+    vals = V[rr, ss]
+    sig = np.multiply(2.0 * mt[rr], norms[ss])
+    np.add(p[ss], sig, out=sig)
+    np.minimum(sig, scale, out=sig)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = vals / sig
+    has = cnt > 0
+    starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    red = np.fmax.reduceat(e, starts[has])
+    off[has] = np.where(red > 0, red, 0.0)
+    if m <= 0:
+        return off, cand, ok
+    # pack each row's violators into a k x max(cnt) table, then the top m of each row
+    width = int(cnt.max())
+    slot = np.arange(rr.size) - starts[rr]
+    score = np.full((k, width), -np.inf)
+    score[rr, slot] = vals * pr.inv_p[ss]
+    idx = np.zeros((k, width), np.intp)
+    idx[rr, slot] = ss
+    if width > m:
+        part = np.argpartition(score, width - m, axis=1)[:, width - m:]
+        score = np.take_along_axis(score, part, axis=1)
+        idx = np.take_along_axis(idx, part, axis=1)
+    w = idx.shape[1]
+    filled = score > -np.inf
+    cand[:, :w] = np.where(filled, idx, 0)
+    vals_c = np.where(filled, V[np.arange(k)[:, None], cand[:, :w]], -np.inf)
+    ok[:, :w] = _accept(pr, vals_c, cand[:, :w], mt, thr) & filled
+    return off, cand, ok
+
+
+def _accept(pr: _Pricing, vals: np.ndarray, part: np.ndarray, mt: np.ndarray, thr: float) -> np.ndarray:
+    """Candidates whose violation ``vals`` (``-g``) is positive and above ``thr``
+    relative to ``sigma`` (the certificate's)."""
+    sig = np.minimum(pr.p[part] + 2.0 * mt[:, None] * pr.norms[part], pr.scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(vals > 0, vals / sig, 0.0)
+    return (vals > 0) & (rel > thr)
 
 
 
