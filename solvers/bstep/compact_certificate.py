@@ -170,7 +170,9 @@ def _dense_violators(
     off = np.where(off > 0, off, 0.0)
     if m <= 0:
         return off, np.zeros((V.shape[0], 0), np.intp), np.zeros((V.shape[0], 0), bool)
-    score = np.multiply(V, pr.inv_p[None, :], out=E)  # E is free again
+    # the ranking only chooses candidates: single precision halves the selection's cost
+    with np.errstate(over="ignore"):  # a zero price ranks as +inf
+        score = np.multiply(V, pr.inv_p[None, :], out=np.empty(V.shape, np.float32), casting="same_kind")
     part = np.argpartition(score, T - m, axis=1)[:, T - m:]
     vals = np.take_along_axis(V, part, axis=1)
     return off, part, _accept(pr, vals, part, mt, thr)
@@ -254,18 +256,18 @@ def _column_gaps(W, p, rho, sup_idx, sup_x, cols) -> tuple[np.ndarray, np.ndarra
             np.einsum("ns,ns->n", p[sup_idx[sl]], sup_x[sl]) + rho * np.einsum("ns,ns->n", sup_x[sl], sup_x[sl])
             if S else 0.0)
         U = 2.0 * R  # dual candidate u = 2 lam r (lam = 1)
-        V = U.T @ W - p[None, :]  # W_s'u - p_s, (k, T)
-        V[np.arange(k), cb] = -np.inf  # b_t = 0 is fixed: no constraint for s = t
+        Wu = U.T @ W  # W_s'u, (k, T)
+        Wu[np.arange(k), cb] = -np.inf  # b_t = 0 is fixed: no constraint for s = t
         uw = np.einsum("dn,dn->n", U, wt)
         uu = np.einsum("dn,dn->n", U, U)
         if rho > 0:
-            Vp = np.maximum(V, 0.0)
-            dual[sl] = uw - 0.25 * uu - 0.25 * np.einsum("nt,nt->n", Vp, Vp) / rho
+            Wu -= p  # W_s'u - p_s
+            np.maximum(Wu, 0.0, out=Wu)
+            dual[sl] = uw - 0.25 * uu - 0.25 * np.einsum("nt,nt->n", Wu, Wu) / rho
         else:
-            # scale u by a in [0, a_max] so that a W_s'u <= p_s, a maximising a u'w - a^2 u'u / 4
-            Wu = V + p[None, :]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lim = np.where(Wu > 0, p[None, :] / Wu, np.inf)
+            # scale u by a in [0, a_max] so that a W_s'u <= p_s, a maximising a u'w - a^2 u'u / 4:
+            # a_max = min over W_s'u > 0 of p_s / W_s'u
+            lim = np.divide(p[None, :], Wu, out=np.full(Wu.shape, np.inf), where=Wu > 0)
             amax = np.minimum(lim.min(axis=1), 1.0e300)
             with np.errstate(divide="ignore", invalid="ignore"):
                 astar = np.where(uu > 0, 2.0 * uw / uu, 0.0)

@@ -66,7 +66,7 @@ def _cd(G: np.ndarray, c: np.ndarray, valid: np.ndarray, x: np.ndarray, gscale: 
         if not a.size:
             break
         if a.size != cached:  # coordinate-major copies of the active rows' data
-            GT = np.ascontiguousarray(np.transpose(G[a], (1, 0, 2)))  # (K, na, K)
+            GT = np.ascontiguousarray(np.transpose(G[a], (1, 2, 0)))  # (K, K, na); G is symmetric
             inva = np.ascontiguousarray(inv[a].T)
             cached = a.size
         # one contiguous slice per coordinate step (``inv`` is 0 on the coordinates
@@ -80,14 +80,15 @@ def _cd(G: np.ndarray, c: np.ndarray, valid: np.ndarray, x: np.ndarray, gscale: 
             np.subtract(xk, tmp, out=tmp)
             np.maximum(tmp, 0.0, out=tmp)
             np.subtract(tmp, xk, out=tmp)  # the step
-            moved = np.flatnonzero(tmp)
-            if moved.size == 0:
+            n_moved = np.count_nonzero(tmp)
+            if n_moved == 0:
                 continue
             xk += tmp
-            if moved.size * 4 > a.size:
-                gT += GT[k].T * tmp
+            if n_moved * 4 > a.size:
+                gT += GT[k] * tmp
             else:  # most coordinates stay at zero: update only the rows that moved
-                gT[:, moved] += GT[k][moved].T * tmp[moved]
+                moved = np.flatnonzero(tmp)
+                gT[:, moved] += GT[k][:, moved] * tmp[moved]
         xa, ga = xT.T, gT.T
         x[a], grad[a] = xa, ga
         hist.append(x.copy())
