@@ -29,6 +29,10 @@ _CD_REL = 1e-3
 #: epoch cap of coordinate descent per round
 _MAX_EPOCHS = 50
 
+#: the coordinate-major copies are made again when the active rows fall below this
+#: fraction of them
+_RECOPY = 0.5
+
 
 
 def _restricted_objective(G: np.ndarray, c: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -52,6 +56,7 @@ def _cd(G: np.ndarray, c: np.ndarray, valid: np.ndarray, x: np.ndarray, gscale: 
     live = valid & (diag > 0)
     inv = np.where(live, 1.0 / np.where(live, diag, 1.0), 0.0)
     cached = -1
+    c_rows: np.ndarray | None = None
     x = np.where(live, np.maximum(x, 0.0), 0.0)
     grad = np.einsum("nkj,nj->nk", G, x) - c
     active = np.ones(n, dtype=bool)
@@ -65,15 +70,21 @@ def _cd(G: np.ndarray, c: np.ndarray, valid: np.ndarray, x: np.ndarray, gscale: 
         a = rows[active]
         if not a.size:
             break
-        if a.size != cached:  # coordinate-major copies of the active rows' data
-            GT = np.ascontiguousarray(np.transpose(G[a], (1, 2, 0)))  # (K, K, na); G is symmetric
+        if c_rows is None or a.size < _RECOPY * c_rows.size:
+            # coordinate-major copies of the active rows' data, made again only once
+            # they have shrunk well below the copy (the rows of the copy that are no
+            # longer active are frozen: a zero inverse diagonal, so a zero step)
+            c_rows = a
+            GT = np.ascontiguousarray(np.transpose(G[a], (1, 2, 0)))  # (K, K, nc); G is symmetric
             inva = np.ascontiguousarray(inv[a].T)
-            cached = a.size
+        elif a.size != cached:
+            inva[:, ~active[c_rows]] = 0.0
+        cached = a.size
         # one contiguous slice per coordinate step (``inv`` is 0 on the coordinates
         # that may not move, which start at 0)
-        xT = np.ascontiguousarray(x[a].T)  # (K, na)
-        gT = np.ascontiguousarray(grad[a].T)
-        tmp = np.empty(a.size)
+        xT = np.ascontiguousarray(x[c_rows].T)  # (K, nc)
+        gT = np.ascontiguousarray(grad[c_rows].T)
+        tmp = np.empty(c_rows.size)
         for k in range(K):
             xk = xT[k]
             np.multiply(gT[k], inva[k], out=tmp)
@@ -84,13 +95,13 @@ def _cd(G: np.ndarray, c: np.ndarray, valid: np.ndarray, x: np.ndarray, gscale: 
             if n_moved == 0:
                 continue
             xk += tmp
-            if n_moved * 4 > a.size:
+            if n_moved * 4 > c_rows.size:
                 gT += GT[k] * tmp
             else:  # most coordinates stay at zero: update only the rows that moved
                 moved = np.flatnonzero(tmp)
                 gT[:, moved] += GT[k][:, moved] * tmp[moved]
-        xa, ga = xT.T, gT.T
-        x[a], grad[a] = xa, ga
+        x[c_rows], grad[c_rows] = xT.T, gT.T
+        xa = x[a]
         hist.append(x.copy())
         if len(hist) > _AA_EVERY + 1:
             hist.pop(0)
