@@ -91,8 +91,8 @@ def _price_block(
     ``max_s r[s, t] / min(sigma[s, t], scale)``, evaluated with the same floating-point
     operations, but only at the entries where it can be nonzero: the support, and the
     coordinates off it whose gradient is negative), ``cand`` (``n x m``) the coordinates
-    off the support with the most negative gradient and ``cand_ok`` those whose relative
-    violation exceeds ``thr``.
+    off the support ranked first (below) and ``cand_ok`` those whose relative violation
+    exceeds ``thr``.
 
     The candidates are ranked by ``-g_s / p_s`` (the violation relative to the price),
     not by ``-g_s``: with ``u = 2 (w_t - W b)`` the dual point of the column, the
@@ -213,7 +213,8 @@ def _sparse_violators(
     width = int(cnt.max())
     slot = np.arange(rr.size) - starts[rr]
     score = np.full((k, width), -np.inf)
-    score[rr, slot] = vals * pr.inv_p[ss]
+    with np.errstate(over="ignore"):  # a zero price ranks as +inf
+        score[rr, slot] = vals * pr.inv_p[ss]
     idx = np.zeros((k, width), np.intp)
     idx[rr, slot] = ss
     if width > m:
