@@ -99,7 +99,8 @@ def _price_block(
     constraint ``W_s'u <= p_s`` with the largest ratio ``W_s'u / p_s`` is the one that
     binds first when ``u`` is scaled back to dual feasibility. Measured at ``d = 20``
     on dense random ``W`` (``examples/bstep_fista_comparison.py``): coordinate descent
-    epochs 414 -> 223 at ``T = 2000`` and 539 -> 292 at ``T = 10,000``.
+    epochs 414 -> 223 at ``T = 2000`` and 539 -> 292 at ``T = 10,000`` (at commit
+    19955f6, which added it).
     """
     W, p, rho, norms, scale = pr.W, pr.p, pr.rho, pr.norms, pr.scale
     d, T = W.shape
