@@ -25,19 +25,30 @@ squared
     line search is needed. Block Jacobi misses the slow modes of a nearly singular
     ``I - B`` (the release data's W-steps have ``lambda_min(M)`` near 1e-5, and
     ``lambda_max / lambda_min`` of ``P^{-1} H`` is 30-40), so for ``T <=``
-    :data:`COARSE_MAX_T` each step also minimises exactly over a coarse space, the
+    :data:`COARSE_MAX_T` the iteration is deflated by a coarse space, the
     ``Z kron R^d`` of the eigenvectors ``Z`` of ``M`` with the smallest eigenvalues (at
-    most :data:`COARSE_MAX_K` below 1, and all of ``M``'s null space): an additive
-    two-level preconditioner, ``L`` grows by at most 1 (see :func:`_coarse_space`), and
-    the eigenvalue ratio falls to 2-8 (measured on the release data's W-steps; 25-75
-    iterations from the previous alternation's ``W``). The gradient is carried along by
-    linearity (one product with the Hessian per iteration) and recomputed from scratch
+    most :data:`COARSE_MAX_K` below 1, and all of ``M``'s null space; restriction
+    ``R = Z' kron I``, coarse Hessian ``C = R H R'``, ``Pi = R' C^+ R``). The run first
+    minimises exactly over the coarse space, which makes ``R g = 0``; every step is then
+    ``(I - Pi H) P^{-1} g / L``, which keeps ``R g = 0`` (``R (I - H Pi) = 0``). On
+    ``{R g = 0}`` this is the step of the symmetric balancing preconditioner
+    ``(I - Pi H) P^{-1} (I - H Pi) + Pi`` (Mandel 1993; Nabben and Vuik 2006), and the
+    eigenvalues of ``(I - Pi H) P^{-1} H`` there are those of
+    ``(I - S) H^{1/2} P^{-1} H^{1/2} (I - S)`` with ``S`` the orthogonal projection
+    ``H^{1/2} Pi H^{1/2}``: at most ``lambda_max(P^{-1} H)``, so the same ``L`` holds,
+    while the smallest rises (the slow modes are gone; ``tests/test_first_order_tasks.py``
+    checks both). Against the additive two-level preconditioner ``P^{-1} + Pi`` this
+    solver used before (whose ``L`` grows by 1), the iterations per W-step on the
+    release data fell from 23-42 to 17-28 from the previous alternation's
+    ``W`` (``examples/wstep_first_order.py``). The coarse solve is repeated at every
+    refresh, which removes the rounding drift of ``R g``. The gradient is carried along
+    by linearity (one product with the Hessian per iteration) and recomputed from scratch
     every :data:`REFRESH` iterations and before the run is declared converged.
 logistic
     L-BFGS (memory :data:`LBFGS_MEMORY`) whose initial inverse Hessian is ``gamma P^{-1}``
     with ``P = blockdiag(a_t/(4 n_t) X_t'X_t + 2 (lam M_tt + ridge) I)`` (the loss
-    Hessian's upper bound and the coupling's diagonal) plus the same coarse correction
-    (for that Hessian bound), and ``gamma`` the usual ``s'y / y'P^{-1}y`` scaling; an
+    Hessian's upper bound and the coupling's diagonal) plus the additive coarse correction
+    ``Pi`` (for that Hessian bound: L-BFGS needs a symmetric ``H0``), and ``gamma`` the usual ``s'y / y'P^{-1}y`` scaling; an
     Armijo backtracking line search (a step that changes ``F`` by less than its rounding
     is accepted when it lowers the gradient, as in :mod:`solvers.tasks`).
 
@@ -136,16 +147,26 @@ def _solve_squared(
     Pinv = np.matmul(E / (s[:, None] * gam + c[:, None])[:, None, :], np.swapaxes(E, 1, 2))
     coarse = _coarse_space(cp, K, sG) if T <= COARSE_MAX_T else None
     # one batched product gives both the step P^{-1} g and its loss part s G P^{-1} g,
-    # scaled by the step 1 / L (the coarse correction adds at most 1 to L, see _coarse_space)
-    inv_L = 1.0 / (_step_bound(K, c) + (0.0 if coarse is None else 1.0))
+    # scaled by the step 1 / L (deflation does not raise L: module docstring)
+    inv_L = 1.0 / _step_bound(K, c)
     Q = inv_L * np.concatenate([Pinv, np.matmul(sG, Pinv)], axis=1)
     if coarse is not None:
         Zc, Cpinv, HZ = coarse
         k = Zc.shape[1]
-        Cpinv, Zt = inv_L * Cpinv, np.ascontiguousarray(Zc.T)  # cc below carries the 1 / L
+        Zt = np.ascontiguousarray(Zc.T)
+
+        def deflate(X: np.ndarray, HX: np.ndarray, U: np.ndarray) -> None:
+            """``X -= R' C^+ R U`` and ``HX -= H R' C^+ R U``, in place (``U`` may be ``HX``)."""
+            cc = Cpinv @ (Zt @ U.reshape(T, d)).ravel()
+            X -= (Zc @ cc.reshape(k, d)).ravel()
+            HX -= HZ @ cc
 
     # flat (T d,) vectors; the batched products see them as (T, d, 1)
     x, gx = V.ravel().copy(), g.ravel().copy()
+    if coarse is not None:  # exact minimisation over the coarse space: R g = 0 from here on
+        deflate(x, gx, gx)
+        gx = (hmul(x.reshape(T, d)) - rhs).ravel()
+        cert = _nrm(gx) / ref
     y, gy = x.copy(), gx.copy()
     Hstep = np.empty(T * d)
     t = 1.0
@@ -153,16 +174,14 @@ def _solve_squared(
     best = (cert, x)
     stall = 0
     since = 0
-    while n_iter < max_iter:
+    while n_iter < max_iter and cert > tol:
         PQ = np.matmul(Q, gy.reshape(T, d, 1)).reshape(T, 2 * d)
-        step = PQ[:, :d]  # P^{-1} g / L
-        np.add(PQ[:, d:], K @ step, out=Hstep.reshape(T, d))  # H P^{-1} g / L
-        xn = y - step.ravel()
+        step = PQ[:, :d].ravel()  # P^{-1} g / L
+        np.add(PQ[:, d:], K @ PQ[:, :d], out=Hstep.reshape(T, d))  # H P^{-1} g / L
+        if coarse is not None:  # deflated step (I - Pi H) P^{-1} g / L keeps R g = 0
+            deflate(step, Hstep, Hstep)
+        xn = y - step
         gxn = gy - Hstep
-        if coarse is not None:  # the exact step in the coarse space
-            cc = Cpinv @ (Zt @ gy.reshape(T, d)).ravel()
-            xn -= (Zc @ cc.reshape(k, d)).ravel()
-            gxn -= HZ @ cc
         n_iter += 1
         since += 1
         dx = xn - x
@@ -191,6 +210,9 @@ def _solve_squared(
                 best = (cert, x)
             if cert <= tol or stall >= STALL:  # converged, or at the rounding floor
                 break
+            if coarse is not None:  # rounding drift out of R g = 0: project it away
+                x = x.copy()  # best may hold x
+                deflate(x, gx, gx)
             # restart from the refreshed point
             y, gy, t = x, gx, 1.0
         if record:
