@@ -53,7 +53,7 @@ def _median_time(fn, repeat: int = 5) -> float:
 
 def _screen(W, p, norms, cols, sup_idx, sup_x):
     """(violators, screened) boolean (n, T) masks of one pass, units lam = 1, ridge 0."""
-    n, T = cols.size, W.shape[1]
+    n = cols.size
     S = sup_idx.shape[1]
     R = W[:, cols] - (np.einsum("dns,ns->dn", W[:, sup_idx], sup_x) if S else 0.0)
     U = 2.0 * R  # the dual point of the residual (as transfer_duality_gap)
