@@ -4,7 +4,8 @@ For every working-set solve of ``solve_transfer_first_order``, compares the supp
 the coordinate-descent iterate (cut to its ``d`` largest entries, the warm start of the
 support solve) with the support of the exact working-set solution that follows, and
 reports the fraction of columns where they agree, with the solve time, for several
-coordinate-descent settings (relative stopping threshold, epoch cap). One BLAS thread::
+coordinate-descent settings (relative stopping threshold, epoch cap); the inner method is
+set to coordinate descent (the solver's default is FISTA). One BLAS thread::
 
     OMP_NUM_THREADS=1 python examples/bstep_cd_identification.py [--tasks 2000] [--kind dense]
 
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=("dense", "planted"), default="dense")
     args = parser.parse_args()
     W, p, lam = make_instance(args.kind, args.tasks, args.features)
-    real_lh, real = cd._lh_batch, (cd._CD_REL, cd._MAX_EPOCHS)
+    real_lh, real = cd._lh_batch, (cd._HANDOVER_REL, cd._MAX_EPOCHS, cd._INNER)
     agree: list[np.ndarray] = []
 
     def lh(G, c, valid, thr, x, rank):
@@ -50,7 +51,7 @@ def main() -> None:
     cd._lh_batch = lh
     try:
         for rel, epochs in SETTINGS:
-            cd._CD_REL, cd._MAX_EPOCHS = rel, epochs
+            cd._HANDOVER_REL, cd._MAX_EPOCHS, cd._INNER = rel, epochs, "cd"
             agree.clear()
             t0 = time.perf_counter()
             res = solve_transfer_first_order(W, p, lam)
@@ -59,7 +60,7 @@ def main() -> None:
             print(f"{rel:13.0e}  {epochs:9d}  {elapsed:9.2f}  {frac:17.0%}  {res.objective:.10g}")
     finally:
         cd._lh_batch = real_lh
-        cd._CD_REL, cd._MAX_EPOCHS = real
+        cd._HANDOVER_REL, cd._MAX_EPOCHS, cd._INNER = real
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-r"""First-order solver for the AMTL B-step: working-set coordinate descent.
+r"""First-order solver for the AMTL B-step: working-set FISTA.
 
 The problem (``docs/objective.md``, section "B-step"), in original units::
 
@@ -25,22 +25,25 @@ For a block:
 2. *Working set*.  Each uncertified column's working set is its support, plus its
    ``max(d, 10)`` coordinates with the most negative gradient, plus the rest of its
    previous working set, at most ``2 d`` entries in all (support first).
-3. *Coordinate descent* on the working sets, vectorised over the columns: cyclic
-   coordinate minimisation ``b_j <- max(0, b_j - g_j / H_jj)`` in gradient form (the
-   restricted Gram ``2 lam W_K'W_K + 2 ridge I`` of a working set is ``K x K``), with
-   Anderson extrapolation every ``_AA_EVERY`` epochs (Bertrand & Massias, "Anderson
-   acceleration of coordinate descent", AISTATS 2021; an extrapolated point is kept
-   only for the columns whose objective it lowers).  Epochs run until each column's
-   support (the set ``b > 0``) has stayed the same for ``_STABLE`` epochs and its
-   restricted KKT violation is below ``_CD_REL`` of its gradient scale, or the epoch
-   cap.
+3. *FISTA* on the working sets, vectorised over the columns
+   (:func:`solvers.bstep.fista._fista`): projected accelerated gradient on the
+   restricted quadratic (the Gram ``2 lam W_K'W_K + 2 ridge I`` of a working set is
+   ``K x K``) in the Jacobi metric, with the gradient restart of O'Donoghue and Candes
+   (2015) and a per-column step checked against the exact curvature of each step.
+   Iterations run until each column's support (the set ``b > 0``) has stayed the same
+   for ``_STABLE`` iterations and its restricted KKT violation is below
+   ``_HANDOVER_REL`` of its gradient scale, or the iteration cap. Cyclic coordinate
+   descent with Anderson extrapolation (Bertrand & Massias, "Anderson acceleration of
+   coordinate descent", AISTATS 2021) is the alternative inner method
+   (:func:`solvers.bstep.coordinate_descent._cd`, ``_INNER = "cd"``); FISTA is as
+   fast or faster (``docs/first_order.md``).
 4. *Solve on the identified support*.  The restricted problem is then finished exactly
    by the batched Lawson-Hanson method of :mod:`solvers.transfer` (the sequential
    semi-definite active-set method for the columns it cannot finish), warm-started
-   from the ``d`` largest entries of the coordinate-descent iterate; this gives exact
-   zeros off the support.  Coordinate descent stops at a loose accuracy, so this
-   finish still pivots (measured: about as long as coordinate descent on dense random
-   ``W``, ``docs/first_order.md``).
+   from the ``d`` largest entries of the FISTA iterate; this gives exact zeros off the
+   support.  The inner method stops at a loose accuracy, so this finish still pivots
+   (measured: about as long as the inner method on dense random ``W``,
+   ``docs/first_order.md``).
 5. Repeat 1-4 until a pricing pass certifies every column (``cert <= tol / 2``) or a
    column's support comes back unchanged although violators were added (the limit of
    floating point; it is no longer priced).  Columns still uncertified at the end are
@@ -119,8 +122,8 @@ def _solve_block(
     """Solve the columns ``cols`` (units ``lam = 1``, ``max |W| = 1``).
 
     ``sup_idx``/``sup_x`` (``len(cols) x S``): warm-start supports (may be empty).
-    Returns compact supports, the per-column certificate, the rounds, the coordinate
-    descent epochs and (if ``stop.record``) the largest certificate after each round.
+    Returns compact supports, the per-column certificate, the rounds, the inner
+    first-order iterations and (if ``stop.record``) the largest certificate after each round.
     Module-level and pure, so that a ``dask`` worker can run it.
     """
     tol, max_iter, record = stop.tol, stop.max_iter, stop.record
@@ -222,7 +225,7 @@ def solve_transfer_first_order(
     client: Any = None,
     block_size: int | None = None,
 ) -> SolverResult:
-    r"""Solve the AMTL B-step by working-set coordinate descent (first order).
+    r"""Solve the AMTL B-step by working-set FISTA (first order).
 
     Solves::
 
@@ -281,8 +284,8 @@ def solve_transfer_first_order(
     SolverResult
         ``solution`` is ``B`` (dense ``T x T`` or CSC) with ``B >= 0`` exactly, exact
         zeros off the support and an exactly zero diagonal; ``objective`` the value
-        above; ``n_iter`` the coordinate-descent epochs (summed over rounds, largest
-        over blocks); ``certificate`` the relative KKT residual at ``solution``;
+        above; ``n_iter`` the inner first-order iterations (summed over rounds,
+        largest over blocks); ``certificate`` the relative KKT residual at ``solution``;
         ``history`` the largest certificate per round; ``duality_gap`` the relative
         duality gap of :func:`transfer_duality_gap` at ``solution`` (one extra
         ``O(d T^2)`` pass). Without the ridge, a column whose

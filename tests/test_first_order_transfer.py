@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import solvers.bstep.coordinate_descent as cdm
 import solvers.first_order as fo
 from solvers.bstep.compact_certificate import _dense_violators, _Pricing, _sparse_violators
 from solvers.first_order import (
@@ -32,6 +33,13 @@ from tests.test_solvers_transfer import (
     independent_kkt,
     planted,
 )
+
+
+@pytest.fixture(params=["fista", "cd"])
+def inner(request, monkeypatch):
+    """Both inner first-order methods of the working sets (FISTA is the default)."""
+    monkeypatch.setattr(cdm, "_INNER", request.param)
+    return request.param
 
 
 def check(W, p, lam, reference=clarabel_reference, **kw) -> SolverResult:
@@ -61,7 +69,7 @@ def check(W, p, lam, reference=clarabel_reference, **kw) -> SolverResult:
 
 
 @pytest.mark.parametrize("seed,T,d,lam,pscale", RANDOM_CASES)
-def test_random_instances_match_clarabel(seed, T, d, lam, pscale):
+def test_random_instances_match_clarabel(seed, T, d, lam, pscale, inner):
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((d, T))
     p = pscale * rng.uniform(0.5, 1.5, T)
@@ -69,13 +77,13 @@ def test_random_instances_match_clarabel(seed, T, d, lam, pscale):
 
 
 @pytest.mark.parametrize("seed,T", [(0, 30), (1, 60)])
-def test_planted_graphs_match_clarabel(seed, T):
+def test_planted_graphs_match_clarabel(seed, T, inner):
     W, p = planted(T, 20, np.random.default_rng(seed))
     check(W, p, 1.0)
 
 
 @pytest.mark.parametrize("kind,seed,d,T,lam,pscale,unique", FAMILY_CASES)
-def test_onehot_and_column_scaled_families_match_clarabel(kind, seed, d, T, lam, pscale, unique):
+def test_onehot_and_column_scaled_families_match_clarabel(kind, seed, d, T, lam, pscale, unique, inner):
     W, p = family_instance(kind, seed, d, T, lam, pscale)
     reference = clarabel_reference if kind != "colscaled" else clarabel_reference_equilibrated
     res = check(W, p, lam, reference)
@@ -83,7 +91,7 @@ def test_onehot_and_column_scaled_families_match_clarabel(kind, seed, d, T, lam,
     assert_bstep_columns_match(W, p, lam, res.solution, B_ref)
 
 
-def test_degenerate_duplicated_tasks_zero_column_rank_one_and_wide():
+def test_degenerate_duplicated_tasks_zero_column_rank_one_and_wide(inner):
     rng = np.random.default_rng(5)
     # duplicated tasks and a zero column
     W = rng.standard_normal((4, 12))
@@ -100,7 +108,7 @@ def test_degenerate_duplicated_tasks_zero_column_rank_one_and_wide():
 
 
 @pytest.mark.parametrize("kind", ["random", "wide", "duplicates", "rank_one", "scaled", "no_price", "onehot"])
-def test_transfer_ridge_matches_clarabel(kind):
+def test_transfer_ridge_matches_clarabel(kind, inner):
     W, p, lam, rho = ridge_instance(kind, 3)
     res = solve_transfer_first_order(W, p, lam, ridge=rho, sparse_output=False)
     B = res.solution

@@ -181,7 +181,7 @@ class FirstOrderBackend(FastBackend):
     """The first-order solvers of the ``solvers`` package, warm-started.
 
     - B-step: :func:`solvers.first_order.solve_transfer_first_order` (working-set
-      coordinate descent);
+      FISTA, finished on the identified support);
     - W-step: :func:`solvers.first_order_tasks.solve_tasks_first_order` (accelerated
       gradient with restart in a per-task metric for the squared loss, preconditioned
       L-BFGS for the logistic);

@@ -137,7 +137,7 @@ _AMTL_PARAMS_DOC = """
     backend : {"fast", "first-order", "cvxpy"}, default="fast"
         The subproblem solvers: the exact active-set, Cholesky and Newton solvers of
         ``solvers`` (``"fast"``), its first-order solvers (``"first-order"``:
-        coordinate descent, accelerated gradient; ``docs/first_order.md``), or the exact
+        accelerated gradient; ``docs/first_order.md``), or the exact
         CVXPY statements.
     solver : str, optional
         The CVXPY solver name (``backend="cvxpy"`` only); default: the ladder of

@@ -1,16 +1,20 @@
 """Coordinate descent with Anderson extrapolation on the working sets of the B-step.
 
-Steps 3 and 4 of :func:`solvers.first_order.solve_transfer_first_order`: cyclic
-coordinate descent on each column's working set, vectorised over the columns
-(:func:`_cd`), then an exact solve on the identified support by the batched
-Lawson-Hanson core (:func:`_solve_working_sets`); plus the working-set bookkeeping
-(:func:`_merge`, :func:`_dedupe`, :func:`_compact`).
+Steps 3 and 4 of :func:`solvers.first_order.solve_transfer_first_order`: a first-order
+method on each column's working set, vectorised over the columns, then an exact solve
+on the identified support by the batched Lawson-Hanson core
+(:func:`_solve_working_sets`); plus the working-set bookkeeping (:func:`_merge`,
+:func:`_dedupe`, :func:`_compact`). The first-order method is FISTA
+(:func:`solvers.bstep.fista._fista`, the default: :data:`_INNER`) or cyclic coordinate
+descent with Anderson extrapolation (:func:`_cd`, here); ``examples/bstep_inner_solvers.py``
+measures one against the other (``docs/first_order.md``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from solvers.bstep.fista import _fista, _handover
 from solvers.bstep.lawson_hanson import _lh_batch
 from solvers.bstep.semidefinite import _nnqp_psd
 
@@ -20,16 +24,23 @@ _GRAM_ENTRIES = 2_000_000
 #: Anderson extrapolation every this many epochs, from the last ``_AA_EVERY + 1`` iterates
 _AA_EVERY = 5
 
-#: epochs a support must stay unchanged before the solve on the support
+#: iterations (epochs) a support must stay unchanged before the solve on the support
 _STABLE = 2
 
-#: relative restricted KKT violation below which coordinate descent may hand over
-#: (1e-2: 0.70x the time of 1e-3 on `amtl-cvx bench`'s T = 500 instance, 0.92x to 1.04x
-#: on the planted and dense instances of docs/first_order.md; the support solve finishes)
-_CD_REL = 1e-2
+#: relative restricted KKT violation below which the first-order method may hand over
+#: (1e-2: 0.70x the time of 1e-3 on `amtl-cvx bench`'s T = 500 instance with coordinate
+#: descent, 0.92x to 1.04x on the planted and dense instances of docs/first_order.md;
+#: the support solve finishes)
+_HANDOVER_REL = 1e-2
 
 #: epoch cap of coordinate descent per round
 _MAX_EPOCHS = 50
+
+#: iteration cap of FISTA per round (an iteration costs about a third of an epoch)
+_MAX_FISTA = 4 * _MAX_EPOCHS
+
+#: the inner first-order method: "fista" (faster, measured in docs/first_order.md) or "cd"
+_INNER = "fista"
 
 #: the coordinate-major copies are made again when the active rows fall below this
 #: fraction of them
@@ -50,7 +61,7 @@ def _cd(G: np.ndarray, c: np.ndarray, valid: np.ndarray, x: np.ndarray, gscale: 
     Vectorised over the rows (columns of ``B``).  Anderson extrapolation from the last
     ``_AA_EVERY + 1`` epochs' iterates every ``_AA_EVERY`` epochs, kept where it lowers
     the objective.  Stops per row when its support has been unchanged for ``_STABLE``
-    epochs and its KKT violation is below ``_CD_REL * gscale``.  Returns ``x`` and the
+    epochs and its KKT violation is below ``_HANDOVER_REL * gscale`` (:func:`_handover`).  Returns ``x`` and the
     number of epochs run.
     """
     n, K = c.shape
@@ -133,16 +144,7 @@ def _cd(G: np.ndarray, c: np.ndarray, valid: np.ndarray, x: np.ndarray, gscale: 
                         x[ab] = xe[better]
                         grad[ab] = np.einsum("nkj,nj->nk", G[ab], x[ab]) - c[ab]
         # stopping test per active row
-        xa, ga = x[a], grad[a]
-        s_now = xa > 0
-        same = np.all(s_now == sup[a], axis=1)
-        stable[a] = np.where(same, stable[a] + 1, 0)
-        sup[a] = s_now
-        viol = np.where(s_now, np.abs(ga), np.maximum(-ga, 0.0))
-        viol[~live[a]] = 0.0
-        small = viol.max(axis=1, initial=0.0) <= _CD_REL * gscale[a]
-        done = (small & (stable[a] >= _STABLE)) | (viol.max(axis=1, initial=0.0) == 0.0)
-        active[a[done]] = False
+        active[a[_handover(a, x[a], grad[a], live, sup, stable, gscale, _HANDOVER_REL, _STABLE)]] = False
     return x, epochs
 
 
@@ -151,11 +153,11 @@ def _solve_working_sets(
     W: np.ndarray, p: np.ndarray, rho: float, cols: np.ndarray, ws: np.ndarray, valid: np.ndarray,
     x0: np.ndarray, thr: float,
 ) -> tuple[np.ndarray, int]:
-    """Coordinate descent then a solve on the identified support, per working set.
+    """The inner first-order method then a solve on the identified support, per working set.
 
     Units ``lam = 1``: ``G = 2 W_K'W_K + 2 rho I``, ``c = 2 W_K'w_t - p_K``.  Returns
-    the values on the working sets and the number of coordinate-descent epochs (the
-    largest over sub-blocks).
+    the values on the working sets and the number of first-order iterations (FISTA
+    iterations or coordinate-descent epochs; the largest over sub-blocks).
     """
     d = W.shape[0]
     n, K = ws.shape
@@ -174,7 +176,10 @@ def _solve_working_sets(
         c = (2.0 * np.einsum("ndk,dn->nk", Wg, W[:, cb]) - p[idx]) * val
         gscale = np.max(np.abs(c), axis=1, initial=0.0) + np.max(np.abs(np.einsum("nkk->nk", G)), axis=1,
                                                                    initial=0.0)
-        x, ep = _cd(G, c, val, x0[sl].copy(), gscale, _MAX_EPOCHS)
+        if _INNER == "fista":
+            x, ep = _fista(G, c, val, x0[sl].copy(), gscale, _MAX_FISTA, _HANDOVER_REL, _STABLE)
+        else:
+            x, ep = _cd(G, c, val, x0[sl].copy(), gscale, _MAX_EPOCHS)
         epochs = max(epochs, ep)
         # solve on the identified support: Lawson-Hanson (in units 1/2 x'Gx - c'x)
         # restricted to the working set, warm-started from the support found
