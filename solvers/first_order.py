@@ -66,7 +66,6 @@ from typing import Any
 
 import numpy as np
 
-from solvers.bstep.certificate import transfer_kkt_residual
 from solvers.bstep.checks import _P_MAX, _check_B_any, _check_inputs, _check_ridge
 from solvers.bstep.compact_certificate import (
     _column_gaps,
@@ -92,8 +91,6 @@ __all__ = [
 #: ``sparse_output="auto"`` returns a CSC matrix when ``T`` exceeds this (a dense
 #: ``T x T`` float64 array is 200 MB at ``T = 5000``).
 SPARSE_AUTO_T = 5000
-#: up to this T the reported certificate is transfer_kkt_residual on the dense B
-_DENSE_CERT_T = 2000
 #: at most this many uncertified columns are rescued one by one by NNLS
 _RESCUE_MAX_COLS = 1000
 #: violators added to a working set per round, per feature (``_WS_FACTOR * d``)
@@ -233,8 +230,8 @@ def solve_transfer_first_order(
         s.t.   B >= 0, diag(B) = 0
 
     column by column, columns in blocks; see the module docstring for the method
-    (pricing by ``W'(W B)``, working sets, coordinate descent with Anderson
-    extrapolation, a final solve on the identified support).
+    (pricing by ``W'(W B)``, working sets, FISTA on them, a final solve on the
+    identified support).
 
     Stopping certificate: the one of :func:`solvers.transfer.solve_transfer`
     (:func:`solvers.transfer.transfer_kkt_residual`), with ``g = 2 lam (G B - G) + p 1'
@@ -387,12 +384,6 @@ def solve_transfer_first_order(
         raise ValueError(
             f"the B-step objective overflows float64 (lam = {lam:g}, max |W| = {sigma:g}); rescale W or lam"
         )
-    if T <= _DENSE_CERT_T and np.all(pu < _P_MAX):
-        # small T: the reported certificate is transfer_kkt_residual itself (the blockwise
-        # pricing computes the same quantity; they agree to rounding)
-        cert = transfer_kkt_residual(Wu, _to_csc(sup_idx, sup_x, all_cols, T).toarray(), pu, 1.0, ridge=rhou)
-        if record_history:
-            hist[-1] = cert
     gap = max(float(np.sum(primal - dual)), 0.0)
     rel_gap = 0.0 if gap == 0.0 else gap / max(float(primal.sum()), 1e-300)
     return result(sup_idx, sup_x, all_cols, obj, n_iter, cert, hist, rel_gap)
