@@ -61,3 +61,18 @@ def test_bench_backend_first_order_adds_its_row(tmp_path, capsys):
                  "--backend", "first-order", "--output", str(out_stem)]) == 0
     assert "fast-first-order" in capsys.readouterr().out
     assert "fast-first-order" in (tmp_path / "bench.csv").read_text()
+
+
+def test_bench_times_only_the_cvxpy_solvers_named(tmp_path, capsys):
+    out_stem = tmp_path / "bench"
+    assert main(["bench", "--tasks", "8", "--features", "3", "--steps", "bstep", "--repeat", "1",
+                 "--backend", "first-order", "--solvers", "CLARABEL", "--output", str(out_stem)]) == 0
+    out = capsys.readouterr().out
+    assert "cvxpy-CLARABEL" in out and "OSQP" not in out and "ECOS" not in out
+
+
+def test_bench_refuses_an_unknown_solver(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--solvers", "SCS"])
+    assert exc.value.code != 0
+    assert "--solvers" in capsys.readouterr().err

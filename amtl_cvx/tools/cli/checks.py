@@ -57,8 +57,9 @@ def _bench(args) -> int:
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     rows = []
     if not args.fit_only:
-        rows = run_benchmark(args.tasks, args.features, steps=args.steps, time_limit=args.time_limit,
-                             repeat=args.repeat, progress=say, first_order=args.backend == "first-order")
+        rows = run_benchmark(args.tasks, args.features, steps=args.steps, solvers=args.solvers,
+                             time_limit=args.time_limit, repeat=args.repeat, progress=say,
+                             first_order=args.backend == "first-order")
         print(format_benchmark_table(rows))
     fit_rows = []
     if args.fit or args.fit_only:
@@ -107,6 +108,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--features", type=ints, default=[20, 100], help="d values, comma-separated")
     bench.add_argument("--steps", nargs="+", choices=("bstep", "wstep"), default=["bstep", "wstep"],
                        help="the subproblems to time")
+    bench.add_argument("--solvers", nargs="+", choices=("OSQP", "ECOS", "CLARABEL"),
+                       default=["OSQP", "ECOS", "CLARABEL"], help="the CVXPY solvers to time")
     bench.add_argument("--time-limit", type=float, default=30.0,
                        help="skip a CVXPY backend at larger T once one solve exceeds this (s)")
     bench.add_argument("--repeat", type=int, default=3, help="fast-solver repetitions (median)")
