@@ -214,3 +214,21 @@ def test_first_order_bstep_row():
     assert abs(fo["rel_gap"]) <= 1e-9
     assert fo["ratio"] == pytest.approx(fo["total_time"] / rows[0]["total_time"], rel=1e-12)
     assert "fast-first-order" in format_benchmark_table(rows)
+
+
+def test_interleaved_timing_alternates_the_runs_and_keeps_their_medians():
+    from amtl_cvx.tools.timing import time_interleaved
+
+    calls = []
+
+    def run(name, seconds):
+        def f():
+            calls.append(name)
+            return 0.5, seconds[len([c for c in calls if c == name]) - 1], name
+        return f
+
+    out = time_interleaved([run("a", [9.0, 1.0, 3.0, 2.0]), run("b", [9.0, 10.0, 30.0, 20.0])], 3)
+    assert calls == ["a", "b", "a", "b", "a", "b", "a", "b"]  # warm-ups, then alternating rounds
+    assert [o["solve_time"] for o in out] == [2.0, 20.0]  # the warm-up (9.0) is not counted
+    assert [o["total_time"] for o in out] == [2.5, 20.5]
+    assert [o["result"] for o in out] == ["a", "b"]

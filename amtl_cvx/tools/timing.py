@@ -1,7 +1,8 @@
 """Timing and memory measurements shared by the benchmark and the verification.
 
 - :func:`timed`: the wall time of one call (``time.perf_counter``);
-- :func:`time_repeated`: one warm-up run, then the medians of ``repeat`` timed runs;
+- :func:`time_interleaved`: one warm-up of each of several runs, then the medians of
+  ``repeat`` rounds that alternate them (their ratios survive a drift of the machine);
 - :func:`memory_mark` / :func:`memory_peak_since`: the peak growth of the process's
   resident memory during a call. Linux only: the peak is reset through
   ``/proc/self/clear_refs`` and read from ``VmHWM`` in ``/proc/self/status`` (no portable
@@ -16,14 +17,14 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from amtl_cvx.tools.results import NAN
 
 __all__ = [
     "MEMORY_EXPONENT_FLOOR",
     "timed",
-    "time_repeated",
+    "time_interleaved",
     "memory_mark",
     "memory_peak_since",
     "predict_memory",
@@ -39,32 +40,40 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any
     return time.perf_counter() - t0, out
 
 
-def time_repeated(run: Callable[[], tuple[float, float, Any]], repeat: int) -> dict[str, Any]:
-    """One warm-up call of ``run``, then ``repeat`` timed ones.
+def time_interleaved(runs: Sequence[Callable[[], tuple[float, float, Any]]], repeat: int) -> list[dict[str, Any]]:
+    """One warm-up of each of ``runs``, then ``repeat`` rounds of one timed call of each.
 
-    ``run`` returns ``(compile_time, solve_time, result)``. Returns the medians
+    Each run returns ``(compile_time, solve_time, result)``. The rounds alternate the
+    runs, so a drift of the machine's speed during the measurement reaches every run
+    alike and their ratios stay right. Returns one dict per run: the medians
     (``compile_time``, ``solve_time``, ``total_time`` and ``wall_time``, the latter two
     equal), ``peak_memory`` (bytes, during the warm-up; NaN where unknown) and the last
     ``result``.
     """
-    mark = memory_mark()
-    run()  # warm-up
-    memory = memory_peak_since(mark)
-    compile_times, solve_times, totals = [], [], []
-    result = None
+    memory = []
+    for run in runs:
+        mark = memory_mark()
+        run()  # warm-up
+        memory.append(memory_peak_since(mark))
+    times: list[tuple[list[float], list[float], list[float]]] = [([], [], []) for _ in runs]
+    results: list[Any] = [None] * len(runs)
     for _ in range(repeat):
-        c, s, result = run()
-        compile_times.append(c)
-        solve_times.append(s)
-        totals.append(c + s)
-    return {
-        "compile_time": statistics.median(compile_times),
-        "solve_time": statistics.median(solve_times),
-        "total_time": statistics.median(totals),
-        "wall_time": statistics.median(totals),
-        "peak_memory": memory,
-        "result": result,
-    }
+        for i, run in enumerate(runs):
+            c, s, results[i] = run()
+            times[i][0].append(c)
+            times[i][1].append(s)
+            times[i][2].append(c + s)
+    return [
+        {
+            "compile_time": statistics.median(ct),
+            "solve_time": statistics.median(st),
+            "total_time": statistics.median(tt),
+            "wall_time": statistics.median(tt),
+            "peak_memory": mem,
+            "result": res,
+        }
+        for (ct, st, tt), mem, res in zip(times, memory, results)
+    ]
 
 
 def certificate_status(result: Any, iterations: bool = False) -> str:

@@ -27,7 +27,7 @@ from amtl_cvx.tools.timing import (
     memory_mark,
     memory_peak_since,
     predict_memory,
-    time_repeated,
+    time_interleaved,
     timed,
 )
 from amtl_cvx.tools.verification import CVXPY_SOLVERS
@@ -231,13 +231,17 @@ class _BenchRun:
     def step_rows(self, inst: BenchInstance, step: str) -> list[dict[str, Any]]:
         """Time ``step`` of ``inst`` with every backend: one row per backend."""
         T, d, tol = inst.T, inst.d, self.tol
-        fast = _time_fast(inst, step, self.repeat, tol)
+        # the first-order B-step's repetitions alternate with the fast solver's (a drift
+        # of the machine's speed then leaves their ratio alone)
+        kinds = [False, True] if self.first_order and step == "bstep" else [False]
+        timed_runs = _time_fast(inst, step, self.repeat, tol, kinds)
+        fast = timed_runs[0]
         obj_fast = step_objective(inst, step, fast["solution"])
         ref = fast["total_time"]
         measured = [("fast", fast)]
         say(self.progress, f"{step} T={T} d={d} fast: {ref:.3g} s ({fast['status']})")
-        if self.first_order and step == "bstep":
-            fo = _time_fast(inst, step, self.repeat, tol, first_order=True)
+        if len(timed_runs) > 1:
+            fo = timed_runs[1]
             measured.append(("fast-first-order", fo))
             say(self.progress, f"{step} T={T} d={d} fast-first-order: {fo['total_time']:.3g} s ({fo['status']})")
         for solver in self.solvers:
@@ -299,24 +303,32 @@ def _empty(status: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- timing
 
 
-def _time_fast(inst: BenchInstance, step: str, repeat: int, tol: float, first_order: bool = False) -> dict[str, Any]:
-    """One warm-up, then the median of ``repeat`` timed runs of the fast solver (for the
-    B-step with ``first_order``: :func:`solvers.first_order.solve_transfer_first_order`)."""
+def _time_fast(inst: BenchInstance, step: str, repeat: int, tol: float,
+               first_order: Sequence[bool] = (False,)) -> list[dict[str, Any]]:
+    """For each flag of ``first_order``, the fast solver (``False``) or, for the B-step,
+    :func:`solvers.first_order.solve_transfer_first_order` (``True``): one warm-up each,
+    then the medians of ``repeat`` timed runs, the runs of the solvers alternating
+    (:func:`~amtl_cvx.tools.timing.time_interleaved`)."""
     import solvers.tasks as fast_tasks
 
-    def run() -> tuple[float, float, Any]:
-        if step == "bstep":
-            seconds, out = timed(solve_fast, inst, step, tol, first_order=first_order)
-            return 0.0, seconds, out
-        t0 = time.perf_counter()
-        grams = fast_tasks.precompute_grams(inst.data.Xs, inst.data.ys)
-        t1 = time.perf_counter()
-        seconds, out = timed(solve_fast, inst, step, tol, grams=grams)
-        return t1 - t0, seconds, out
+    def runner(fo: bool) -> Callable[[], tuple[float, float, Any]]:
+        def run() -> tuple[float, float, Any]:
+            if step == "bstep":
+                seconds, out = timed(solve_fast, inst, step, tol, first_order=fo)
+                return 0.0, seconds, out
+            t0 = time.perf_counter()
+            grams = fast_tasks.precompute_grams(inst.data.Xs, inst.data.ys)
+            t1 = time.perf_counter()
+            seconds, out = timed(solve_fast, inst, step, tol, grams=grams)
+            return t1 - t0, seconds, out
 
-    out = time_repeated(run, repeat)
-    solution, res = out.pop("result")
-    return {**out, "solution": solution, "status": certificate_status(res, iterations=True)}
+        return run
+
+    outs = []
+    for out in time_interleaved([runner(fo) for fo in first_order], repeat):
+        solution, res = out.pop("result")
+        outs.append({**out, "solution": solution, "status": certificate_status(res, iterations=True)})
+    return outs
 
 
 def _time_cvxpy(inst: BenchInstance, step: str, solver: str) -> dict[str, Any]:
