@@ -15,6 +15,9 @@ import numpy as np
 _POWER_ITERS = 10
 _L_SAFETY = 1.1
 
+#: the batch of rows is compacted again when its active rows fall below this fraction
+_RECOPY = 0.5
+
 
 def _handover(a: np.ndarray, xa: np.ndarray, ga: np.ndarray, live: np.ndarray, sup: np.ndarray,
               stable: np.ndarray, gscale: np.ndarray, rel: float, need: int) -> np.ndarray:
@@ -35,14 +38,15 @@ def _handover(a: np.ndarray, xa: np.ndarray, ga: np.ndarray, live: np.ndarray, s
     return ((vmax <= rel * gscale[a]) & (stable[a] >= need)) | (vmax == 0.0)
 
 
-def _lipschitz(G: np.ndarray, live: np.ndarray) -> np.ndarray:
-    """Per row, ``_L_SAFETY`` times a power-iteration estimate of ``lambda_max(G)``
-    (an estimate: the steps of :func:`_fista` check the curvature they meet)."""
-    v = live.astype(float)
+def _lipschitz(G: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Per row, ``_L_SAFETY`` times a power-iteration estimate of the largest eigenvalue
+    of ``diag(r) G diag(r)`` (an estimate: the steps of :func:`_fista` check the
+    curvature they meet)."""
+    v = (r > 0).astype(float)
     for _ in range(_POWER_ITERS):
-        v = np.matmul(G, v[:, :, None])[:, :, 0]
+        v = r * np.matmul(G, (r * v)[:, :, None])[:, :, 0]
         v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
-    top = np.linalg.norm(np.matmul(G, v[:, :, None])[:, :, 0], axis=1)
+    top = np.linalg.norm(r * np.matmul(G, (r * v)[:, :, None])[:, :, 0], axis=1)
     return np.maximum(_L_SAFETY * top, 1e-300)
 
 
@@ -52,63 +56,75 @@ def _fista(G: np.ndarray, c: np.ndarray, valid: np.ndarray, x: np.ndarray, gscal
 
     Vectorised over the rows (columns of ``B``): one batched product ``G x`` per
     iteration; the gradient at the extrapolated point is carried along by linearity.
-    The iteration runs in the Jacobi metric (on ``z = diag(G)^{1/2} x``), so a column of
-    ``W`` a thousand times longer than the others slows nothing. Step ``1 / L`` per row,
-    ``L`` from :func:`_lipschitz` (of the scaled ``G``). The problem is quadratic, so
+    The iteration runs in the Jacobi metric ``M = diag(G)`` (it is FISTA on
+    ``z = M^{1/2} x``), so a column of ``W`` a thousand times longer than the others
+    slows nothing. Step ``M^{-1} g / L`` per row, ``L`` from :func:`_lipschitz` (for
+    ``M^{-1/2} G M^{-1/2}``). The problem is quadratic, so
     the curvature along a step ``D`` is exact, ``D'G D = D'(g(x_new) - g(y))``: a step
-    that meets more than ``L ||D||^2`` is rejected, ``L`` is raised to ``_L_SAFETY``
+    that meets more than ``L D'M D`` is rejected, ``L`` is raised to ``_L_SAFETY``
     times that curvature and the momentum restarts, so every accepted step satisfies
     the descent lemma. The momentum also restarts when the last step turned back,
-    ``(y - x_new)'(x_new - x) > 0`` (O'Donoghue and Candes, 2015). A row stops at
+    ``(y - x_new)'M(x_new - x) > 0`` (O'Donoghue and Candes, 2015). A row stops at
     :func:`_handover` (``rel``, ``need``) or after ``max_iter`` iterations. Returns
     ``x`` and the number of iterations run.
     """
     n, K = c.shape
     diag = np.einsum("nkk->nk", G)
     live = valid & (diag > 0)
-    # the Jacobi metric: FISTA on z = D^{1/2} x, D = diag(G) (the projection on z >= 0
-    # is the same), so that the scales of the columns of W do not matter
-    r = np.where(live, 1.0 / np.sqrt(np.where(live, diag, 1.0)), 0.0)
-    G = G * r[:, :, None] * r[:, None, :]
-    c = c * r
-    x = np.where(live, np.maximum(x, 0.0) / np.where(live, r, 1.0), 0.0)
-    L = _lipschitz(G, live)
+    # the Jacobi metric M = diag(G) (FISTA on z = M^{1/2} x; the projection on z >= 0
+    # is the same), so that the scales of the columns of W do not matter: the step is
+    # M^{-1} g / L, curvatures and the restart test are measured in M
+    m = np.where(live, diag, 0.0)
+    minv = np.where(live, 1.0 / np.where(live, diag, 1.0), 0.0)
+    L = _lipschitz(G, np.sqrt(minv))
+    inv_L = 1.0 / L
+    out = np.where(live, np.maximum(x, 0.0), 0.0)
+    x = out.copy()
     gx = np.matmul(G, x[:, :, None])[:, :, 0] - c
     y, gy = x.copy(), gx.copy()
     t = np.ones(n)
     active = np.ones(n, dtype=bool)
     stable = np.zeros(n, dtype=np.intp)
     sup = x > 0
-    inv_r = np.where(live, 1.0 / np.where(live, r, 1.0), 0.0)
+    # the rows are kept in a compact batch (idx: their rows in the input), copied again
+    # only once the active ones fall below _RECOPY of it; a finished row of the batch is
+    # frozen (step 0, y = x), so one batched product serves all
+    idx = np.arange(n)
     it = 0
     for it in range(1, max_iter + 1):
-        a = np.flatnonzero(active)
-        if not a.size:
+        na = np.count_nonzero(active)
+        if na == 0:
             it -= 1
             break
-        whole = a.size == n
-        Ga = G if whole else G[a]
-        ya, gya, xa, gxa, La = (y, gy, x, gx, L) if whole else (y[a], gy[a], x[a], gx[a], L[a])
-        xn = np.where(live[a], np.maximum(ya - gya / La[:, None], 0.0), 0.0)
-        gxn = np.matmul(Ga, xn[:, :, None])[:, :, 0] - c[a]
-        D = xn - ya
-        dd = np.einsum("nk,nk->n", D, D)
-        curv = np.einsum("nk,nk->n", D, gxn - gya)
-        bad = curv > La * dd * (1.0 + 1e-12)
+        if na < _RECOPY * idx.size:
+            out[idx] = x
+            k = np.flatnonzero(active)
+            idx = idx[k]
+            G, c, m, minv, live = G[k], c[k], m[k], minv[k], live[k]
+            x, gx, y, gy, L, inv_L, t = x[k], gx[k], y[k], gy[k], L[k], inv_L[k], t[k]
+            active, stable, sup = active[k], stable[k], sup[k]
+        xn = np.maximum(y - gy * minv * inv_L[:, None], 0.0)  # 0 where not live (y is)
+        gxn = np.matmul(G, xn[:, :, None])[:, :, 0] - c
+        D = xn - y
+        dd = np.einsum("nk,nk->n", D * m, D)
+        curv = np.einsum("nk,nk->n", D, gxn - gy)
+        bad = curv > L * dd * (1.0 + 1e-12)
         if bad.any():
-            L[a[bad]] = _L_SAFETY * curv[bad] / dd[bad]
-            xn[bad], gxn[bad] = xa[bad], gxa[bad]
-        restart = bad | (np.einsum("nk,nk->n", ya - xn, xn - xa) > 0)
-        ta = t[a]
-        tn = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * ta * ta))
-        beta = np.where(restart, 0.0, (ta - 1.0) / tn)[:, None]
-        t[a] = np.where(restart, 1.0, tn)
-        y[a] = xn + beta * (xn - xa)
-        gy[a] = gxn + beta * (gxn - gxa)
-        x[a], gx[a] = xn, gxn
-        # the hand-over test in the original variables: x = D^{-1/2} z, g = D^{1/2} g_z
-        ra = r if whole else r[a]
-        done = _handover(a, xn * ra, gxn * (inv_r if whole else inv_r[a]), live, sup, stable, gscale, rel, need)
-        active[a[done]] = False
-    x *= r
+            L[bad] = _L_SAFETY * curv[bad] / dd[bad]
+            inv_L[bad] = 1.0 / L[bad]
+            xn[bad], gxn[bad] = x[bad], gx[bad]
+        restart = bad | (np.einsum("nk,nk->n", (y - xn) * m, xn - x) > 0)
+        tn = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+        beta = np.where(restart, 0.0, (t - 1.0) / tn)[:, None]
+        t = np.where(restart, 1.0, tn)
+        y = xn + beta * (xn - x)
+        gy = gxn + beta * (gxn - gx)
+        x, gx = xn, gxn
+        a = np.flatnonzero(active)
+        done = a[_handover(a, x[a], gx[a], live, sup, stable, gscale[idx], rel, need)]
+        active[done] = False
+        inv_L[done] = 0.0  # frozen: y = x and no step
+        y[done], gy[done] = x[done], gx[done]
+    out[idx] = x
+    x = out
     return x, it
