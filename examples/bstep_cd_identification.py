@@ -14,7 +14,6 @@ A diagnostic: it sets the module's private tunables for each row and restores th
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bstep_fista_comparison import make_instance  # noqa: E402
+from bstep_fista_comparison import instance_from_args  # noqa: E402
 
 import solvers.bstep.coordinate_descent as cd  # noqa: E402
 from solvers.first_order import solve_transfer_first_order  # noqa: E402
@@ -32,12 +31,7 @@ SETTINGS = [(1e-2, 50), (1e-3, 50), (1e-3, 10), (1e-3, 5), (1e-6, 200), (1e-9, 1
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=2000)
-    parser.add_argument("--features", type=int, default=20)
-    parser.add_argument("--kind", choices=("dense", "planted"), default="dense")
-    args = parser.parse_args()
-    W, p, lam = make_instance(args.kind, args.tasks, args.features)
+    args, W, p, lam = instance_from_args(__doc__.splitlines()[0], None, 2000)
     real_lh, real = cd._lh_batch, (cd._HANDOVER_REL, cd._MAX_EPOCHS, cd._INNER)
     agree: list[np.ndarray] = []
 

@@ -36,6 +36,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,17 @@ def make_instance(kind: str, T: int, d: int, seed: int = 0) -> tuple[np.ndarray,
         W[:, t] += noise[t] * rng.standard_normal(d)
     perm = rng.permutation(T)
     return W[:, perm], 0.1 * (1.0 + noise[perm]), 1.0
+
+
+def instance_from_args(description: str, argv: list[str] | None, tasks: int) -> tuple[Any, np.ndarray, np.ndarray, float]:
+    """The diagnostics' command line (``--tasks``, ``--features``, ``--kind``) and the
+    instance it names: ``(args, W, p, lam)``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--tasks", type=int, default=tasks)
+    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--kind", choices=("dense", "planted"), default="dense")
+    args = parser.parse_args(argv)
+    return (args, *make_instance(args.kind, args.tasks, args.features))
 
 
 def objective_dense(W: np.ndarray, B: np.ndarray, p: np.ndarray, lam: float) -> float:

@@ -14,7 +14,6 @@ A diagnostic (docs/first_order.md): it wraps the private pricing function to cou
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import pstats
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bstep_fista_comparison import make_instance  # noqa: E402
+from bstep_fista_comparison import instance_from_args  # noqa: E402
 
 import solvers.bstep.compact_certificate as cc  # noqa: E402
 import solvers.first_order as fo  # noqa: E402
@@ -38,12 +37,7 @@ STAGES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=10000)
-    parser.add_argument("--features", type=int, default=20)
-    parser.add_argument("--kind", choices=("dense", "planted"), default="dense")
-    args = parser.parse_args(argv)
-    W, p, lam = make_instance(args.kind, args.tasks, args.features)
+    args, W, p, lam = instance_from_args(__doc__.splitlines()[0], argv, 10000)
 
     passes: list[tuple[int, float]] = []
     price = cc._price_block

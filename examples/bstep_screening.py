@@ -26,7 +26,6 @@ A diagnostic (docs/first_order.md); it wraps the private pricing function.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bstep_fista_comparison import make_instance  # noqa: E402
+from bstep_fista_comparison import instance_from_args  # noqa: E402
 
 import solvers.first_order as fo  # noqa: E402
 
@@ -82,12 +81,7 @@ def _screen(W, p, norms, cols, sup_idx, sup_x):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=4000)
-    parser.add_argument("--features", type=int, default=20)
-    parser.add_argument("--kind", choices=("dense", "planted"), default="dense")
-    args = parser.parse_args(argv)
-    W, p, lam = make_instance(args.kind, args.tasks, args.features)
+    args, W, p, lam = instance_from_args(__doc__.splitlines()[0], argv, 4000)
     T = args.tasks
 
     passes = []
