@@ -63,7 +63,8 @@ def make_instance(kind: str, T: int, d: int, seed: int = 0) -> tuple[np.ndarray,
     return W[:, perm], 0.1 * (1.0 + noise[perm]), 1.0
 
 
-def instance_from_args(description: str, argv: list[str] | None, tasks: int) -> tuple[Any, np.ndarray, np.ndarray, float]:
+def instance_from_args(description: str, argv: list[str] | None,
+                       tasks: int) -> tuple[Any, np.ndarray, np.ndarray, float]:
     """The diagnostics' command line (``--tasks``, ``--features``, ``--kind``) and the
     instance it names: ``(args, W, p, lam)``."""
     parser = argparse.ArgumentParser(description=description)

@@ -47,10 +47,11 @@ squared
 logistic
     L-BFGS (memory :data:`LBFGS_MEMORY`) whose initial inverse Hessian is ``gamma P^{-1}``
     with ``P = blockdiag(a_t/(4 n_t) X_t'X_t + 2 (lam M_tt + ridge) I)`` (the loss
-    Hessian's upper bound and the coupling's diagonal) plus the additive coarse correction
-    ``Pi`` (for that Hessian bound: L-BFGS needs a symmetric ``H0``), and ``gamma`` the usual ``s'y / y'P^{-1}y`` scaling; an
-    Armijo backtracking line search (a step that changes ``F`` by less than its rounding
-    is accepted when it lowers the gradient, as in :mod:`solvers.tasks`).
+    Hessian's upper bound and the coupling's diagonal) plus the additive coarse
+    correction ``Pi`` (for that Hessian bound: L-BFGS needs a symmetric ``H0``), and
+    ``gamma`` the usual ``s'y / y'P^{-1}y`` scaling; an Armijo backtracking line search
+    (a step that changes ``F`` by less than its rounding is accepted when it lowers the
+    gradient, as in :mod:`solvers.tasks`).
 
 Certificate
 -----------

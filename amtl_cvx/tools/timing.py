@@ -40,7 +40,8 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any
     return time.perf_counter() - t0, out
 
 
-def time_interleaved(runs: Sequence[Callable[[], tuple[float, float, Any]]], repeat: int) -> list[dict[str, Any]]:
+def time_interleaved(runs: Sequence[Callable[[], tuple[float, float, Any]]],
+                     repeat: int) -> list[dict[str, Any]]:
     """One warm-up of each of ``runs``, then ``repeat`` rounds of one timed call of each.
 
     Each run returns ``(compile_time, solve_time, result)``. The rounds alternate the

@@ -61,8 +61,8 @@ def _cd(G: np.ndarray, c: np.ndarray, valid: np.ndarray, x: np.ndarray, gscale: 
     Vectorised over the rows (columns of ``B``).  Anderson extrapolation from the last
     ``_AA_EVERY + 1`` epochs' iterates every ``_AA_EVERY`` epochs, kept where it lowers
     the objective.  Stops per row when its support has been unchanged for ``_STABLE``
-    epochs and its KKT violation is below ``_HANDOVER_REL * gscale`` (:func:`_handover`).  Returns ``x`` and the
-    number of epochs run.
+    epochs and its KKT violation is below ``_HANDOVER_REL * gscale``
+    (:func:`_handover`).  Returns ``x`` and the number of epochs run.
     """
     n, K = c.shape
     diag = np.einsum("nkk->nk", G).copy()
