@@ -63,14 +63,16 @@ def make_instance(kind: str, T: int, d: int, seed: int = 0) -> tuple[np.ndarray,
     return W[:, perm], 0.1 * (1.0 + noise[perm]), 1.0
 
 
-def instance_from_args(description: str, argv: list[str] | None,
-                       tasks: int) -> tuple[Any, np.ndarray, np.ndarray, float]:
-    """The diagnostics' command line (``--tasks``, ``--features``, ``--kind``) and the
-    instance it names: ``(args, W, p, lam)``."""
+def instance_from_args(description: str, argv: list[str] | None, tasks: int,
+                       extra: Any = None) -> tuple[Any, np.ndarray, np.ndarray, float]:
+    """The diagnostics' command line (``--tasks``, ``--features``, ``--kind``, and what
+    ``extra(parser)`` adds) and the instance it names: ``(args, W, p, lam)``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--tasks", type=int, default=tasks)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--kind", choices=("dense", "planted"), default="dense")
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args(argv)
     return (args, *make_instance(args.kind, args.tasks, args.features))
 
