@@ -107,12 +107,19 @@ def test_blas_threads_are_capped_inside_the_solvers(planted, monkeypatch):
     original = joint_mod.solve_transfer
 
     def spy(*args, **kwargs):
-        seen.extend(m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas")
+        seen.extend(blas_threads())
         return original(*args, **kwargs)
 
+    def blas_threads():
+        return [m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"]
+
     monkeypatch.setattr(joint_mod, "solve_transfer", spy)
-    fit_alternating(planted, lam=1.0, mu=0.2)
-    assert seen and set(seen) == {1}
+    before = blas_threads()
+    for _ in range(2):  # the thread pools are found once (a cached controller) and capped each time
+        fit_alternating(planted, lam=1.0, mu=0.2)
+        assert seen and set(seen) == {1}
+        assert blas_threads() == before  # restored after the fit
+        seen.clear()
     with pytest.raises(ValueError, match="blas_threads"):
         fit_alternating(planted, blas_threads=0)
 
