@@ -97,6 +97,8 @@ _RESCUE_MAX_COLS = 1000
 #: pivot cap of the full-pricing method, per slot (+10); a column that needs more is
 #: usually cycling on a degenerate support and is rescued by :func:`_nnls_rescue`
 _FULL_PIVOTS = 4
+#: pivoting rounds of an inexact ridge B-step (:func:`_solve_transfer_inexact`)
+_INEXACT_ROUNDS = 200
 
 
 def solve_transfer(
@@ -227,6 +229,37 @@ def solve_transfer(
             "rescale W or lam"
         )
     return replace(unit, objective=objective)
+
+
+def _solve_transfer_inexact(
+    W: np.ndarray, penalty: np.ndarray, lam: float, B0: np.ndarray | None, rel: float, ridge: float = 0.0,
+) -> np.ndarray | None:
+    """An inexact B-step for :func:`solvers.joint.solve_amtl`: the pivots of
+    :func:`solve_transfer` stopped at the looser threshold ``rel * scale`` (gradient units,
+    ``scale`` as in :func:`solve_transfer`), neither certified nor rescued.
+
+    Returns a feasible ``B`` (``B >= 0``, zero diagonal) whose KKT violations are of the
+    order of ``rel`` relative to ``scale``, or ``None`` where the pivots left a column
+    unsolved or ``T`` is beyond the full-pricing method (the caller then solves exactly).
+    Inputs are the caller's own, already checked (finite ``W``, ``penalty >= 0``,
+    ``lam > 0``).
+    """
+    d, T = W.shape
+    sigma = float(np.max(np.abs(W)))
+    if T == 1 or sigma == 0.0 or not np.isfinite(sigma):
+        return None
+    Wu = W / sigma
+    pu = np.minimum(penalty / lam / sigma / sigma, _P_MAX)
+    thr = rel * _grad_scale(Wu, pu, 1.0)
+    if ridge > 0:
+        B, failed, _ = solve_ridge_unit(Wu, pu, ridge / lam / sigma / sigma, B0, thr, _INEXACT_ROUNDS)
+        return None if failed.any() else B
+    if T > _FULL_PRICING_MAX_T:
+        return None
+    sup_idx, sup_x, failed, _, _ = _full_pricing_solve(
+        Wu, pu, 1.0, thr, _FULL_PIVOTS * (min(d, T - 1) + 10), B0, polish="refine"
+    )
+    return None if failed.any() else _dense(sup_idx, sup_x, T)
 
 
 def _solve_unit_ridge(

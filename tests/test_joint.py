@@ -238,3 +238,66 @@ def test_transfer_ridge_makes_the_tabular_zero_price_fit_converge():
 
     again = solve_transfer(W, np.zeros(data.n_tasks), lam, ridge=rho, B0=np.ones_like(B), tol=1e-12)
     assert np.abs(again.solution - B).max() <= 1e-8 * max(1.0, np.abs(B).max())
+
+
+@pytest.mark.parametrize("transfer_ridge", [0.0, 0.05])
+def test_inexact_bsteps_end_at_the_exact_bstep_and_a_certified_point(transfer_ridge, monkeypatch):
+    """With inexact B-steps (the default) the returned B is the exact B-step of the
+    returned W, the objective and certificate are that pair's, the history is
+    non-increasing, and the point is certified as with exact B-steps throughout.
+    The inexact steps are made visibly inexact here (the exact B-step shrunk by a factor
+    1 - 1e3 rel: feasible, suboptimal by about what the threshold allows)."""
+    from solvers.transfer import solve_transfer
+
+    def shrunk(W, p, lam, B0, rel, rho):
+        return (1.0 - 1e3 * rel) * solve_transfer(W, p, lam, B0=B0, ridge=rho).solution
+
+    monkeypatch.setattr(joint_mod, "_solve_transfer_inexact", shrunk)
+
+    data = make_regression_tasks(n_tasks=40, n_features=6, random_state=5).train
+    lam, mu = 1.0, 0.2
+    W0 = np.column_stack([np.linalg.solve(X.T @ X / len(y) + 2 * lam * np.eye(X.shape[1]), X.T @ y / len(y))
+                          for X, y in zip(data.Xs, data.ys)])
+    runs = {}
+    for inexact in (True, False):
+        runs[inexact] = joint_mod.solve_amtl(data.Xs, data.ys, lam, mu=mu, W0=W0, transfer_ridge=transfer_ridge,
+                                             tol=1e-4, inexact_bsteps=inexact)
+    res = runs[True]
+    W, B = res.solution
+    assert res.converged and res.certificate <= 1e-4
+    p = mu * task_losses(W, data, "squared")
+    exact = solve_transfer(W, p, lam, ridge=transfer_ridge, tol=1e-9).solution
+    assert np.abs(B - exact).max() <= 1e-9 * max(1.0, np.abs(exact).max())
+    R = W - W @ B
+    F = float((1 + mu * B.sum(axis=1)) @ task_losses(W, data, "squared") + lam * np.sum(R * R)
+              + transfer_ridge * np.sum(B * B))
+    assert res.objective == pytest.approx(F, rel=1e-12) and res.history[-1] == res.objective
+    assert res.certificate == pytest.approx(_cert_rho(data, W, B, lam, mu, transfer_ridge), rel=1e-9)
+    h = np.asarray(res.history)
+    assert np.all(np.diff(h) <= 1e-12 * np.abs(h[:-1]))
+    assert runs[False].converged  # (F is biconvex: the two runs may stop at different stationary points)
+
+
+def _cert_rho(data, W, B, lam, mu, rho):
+    return amtl_kkt_residual(data.Xs, data.ys, W, B, lam, mu=mu, transfer_ridge=rho)
+
+
+@pytest.mark.parametrize("transfer_ridge", [0.0, 0.05])
+def test_inexact_bstep_is_feasible_and_violates_kkt_by_about_its_threshold(transfer_ridge):
+    from solvers.transfer import _solve_transfer_inexact, solve_transfer, transfer_kkt_residual
+
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((6, 50))
+    p = rng.random(50)
+    exact = solve_transfer(W, p, 1.0, ridge=transfer_ridge)
+    certs = {}
+    for rel in (1e-3, 1e-8):
+        B = _solve_transfer_inexact(W, p, 1.0, None, rel, transfer_ridge)
+        assert B is not None and np.all(B >= 0) and np.all(np.diag(B) == 0)
+        certs[rel] = cert = transfer_kkt_residual(W, B, p, 1.0, ridge=transfer_ridge)
+        assert cert <= 10 * rel  # entry-relative: up to 4x the threshold (relative to the largest scale)
+        obj = float(np.sum((W - W @ B) ** 2) + p @ B.sum(axis=1) + transfer_ridge * np.sum(B * B))
+        assert exact.objective <= obj * (1 + 1e-12)
+    assert certs[1e-3] > 1e-4  # the pivots did stop early (measured 2.1e-3 and 2.8e-3)
+    # for one task the caller solves exactly
+    assert _solve_transfer_inexact(W[:, :1], p[:1], 1.0, None, 1e-6, transfer_ridge) is None
