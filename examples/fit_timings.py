@@ -1,4 +1,4 @@
-"""Time whole fits (``fit_alternating`` defaults: L-BFGS with exact B-steps, one BLAS thread).
+"""Time whole fits (``fit_alternating`` defaults: L-BFGS with B eliminated by B-steps, one BLAS thread).
 
 Usage (from the repository root, the release data in ../shared/data)::
 

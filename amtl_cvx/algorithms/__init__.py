@@ -1,7 +1,7 @@
 """The AMTL algorithms, each subproblem solved by a backend.
 
 - :mod:`~amtl_cvx.algorithms.alternating`: Algorithm 1, :func:`fit_alternating`
-  (alternating minimisation, or L-BFGS with exact B-steps);
+  (alternating minimisation, or L-BFGS with B eliminated by B-steps);
 - :mod:`~amtl_cvx.algorithms.curriculum`: Algorithm 2, :func:`fit_curriculum`;
 - :mod:`~amtl_cvx.algorithms.backends`: the subproblem solvers (``"fast"``,
   ``"first-order"``, ``"cvxpy"``, and a variant's own statements);

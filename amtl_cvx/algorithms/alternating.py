@@ -90,8 +90,10 @@ def fit_alternating(
     ``max_iter`` first emits a :class:`~amtl_cvx.algorithms.result.ConvergenceWarning` and has
     ``converged=False``. Two methods (``method``):
 
-    - ``"lbfgs"`` (the default with the fast backend): ``B`` eliminated by exact
-      B-steps, ``W`` moved by preconditioned L-BFGS (:func:`solvers.joint.solve_amtl`).
+    - ``"lbfgs"`` (the default with the fast backend): ``B`` eliminated by B-steps
+      (inexact while the certificate is far from ``tol``; the returned ``B`` is always the
+      exact B-step of the returned ``W``), ``W`` moved by preconditioned L-BFGS
+      (:func:`solvers.joint.solve_amtl`).
       It reaches a stationary point where the alternation crawls: on
       ``make_regression_tasks(200, 20)`` at ``lam=1, mu=0.1, ridge=0`` it certifies ``1e-6`` in
       about 110 iterations at objective 89.4788336, which 50 alternations miss by 3%.
